@@ -223,3 +223,29 @@ if PRODUCTION:
 # Imports here never pass a user's spatial-reference text to GDAL: the CRS is declared through
 # grid/coords.py's own vocabulary and resolved by pyproj, and the intranet has no internet.
 SILENCED_SYSTEM_CHECKS = ["gis.W001"]
+
+# Personal data (ID numbers, phones) is encrypted at rest with this key (Fernet, 32 url-safe base64
+# bytes) and looked up through a keyed hash made with PII_HASH_KEY. Several comma-separated keys
+# allow rotation: the first encrypts, all decrypt.
+_DEV_PII_KEY = "ZGV2LW9ubHktcGlpLWtleS1ub3QtZm9yLXByb2QhISE="  # base64 of a dev-only 32-byte key
+PII_ENCRYPTION_KEYS = env_list("PII_ENCRYPTION_KEYS", "" if PRODUCTION else _DEV_PII_KEY)
+PII_HASH_KEY = os.environ.get("PII_HASH_KEY", "" if PRODUCTION else "dev-only-pii-hash-key")
+if PRODUCTION and (not PII_ENCRYPTION_KEYS or _DEV_PII_KEY in PII_ENCRYPTION_KEYS or not PII_HASH_KEY):
+    raise ImproperlyConfigured("生产模式必须设置 PII_ENCRYPTION_KEYS 和 PII_HASH_KEY (personal-data keys are required)")
+
+# Thresholds of the rules the system checks (DOMAIN.md); a street office may tune them.
+WANGGE_RULES = {
+    "branch_min_full_members": 3,  # 3+ full members may form a 支部
+    "general_branch_members": 50,  # ~50+ a 党总支
+    "committee_members": 100,  # 100+ a 党委
+    "term_years_branch": 3,
+    "term_years_community": 5,
+    "term_reminder_days": [90, 30],
+    "big_working_committee_size": [9, 15],  # 大工委
+    "big_working_committee_resident_unit_share": 1 / 3,
+    "big_party_committee_size": [7, 11],  # 大党委
+    "residents_per_fulltime_worker": 1000,
+    "min_fulltime_workers_per_community": 5,
+    "enterprise_members_for_own_org": 3,
+    "weak_org_conversion_target": 0.9,
+}

@@ -26,7 +26,7 @@ import math
 import re
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Final, TypeVar
+from typing import Final, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -125,6 +125,8 @@ def _as_arrays(lon: float | FloatArray, lat: float | FloatArray) -> tuple[FloatA
 
 
 def _out(lon: FloatArray, lat: FloatArray, scalar: bool) -> tuple[Coord, Coord]:
+    # The ignores are inherent: which branch runs is decided at run time by the inputs' shape,
+    # which the constrained TypeVar describes to callers but cannot narrow in here.
     if scalar:
         return float(lon), float(lat)  # type: ignore[return-value]
     return lon, lat  # type: ignore[return-value]
@@ -210,8 +212,9 @@ def _wgs_to_gcj_arr(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, Float
 
 def _gcj_to_wgs_arr(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
     # The China test is made on the GCJ input: a GCJ point outside the box was never offset. For
-    # points inside we solve offset-applied(w) == g with the unconditional offset, so the result
-    # is exact even within an offset's width (~500 m) of the box edge.
+    # points inside we solve w + offset(w) == g. That is exact wherever g and its WGS-84 point lie
+    # on the same side of the box edge; only within an offset's width (~500 m) of the edge, which
+    # runs through open sea and remote border land, can no exact inverse exist.
     inside = _inside_china_arr(lon, lat)
 
     # Start from the classic one-step inverse, then iterate w <- w - (f(w) - g). f(w) - w is the
@@ -443,7 +446,7 @@ def geometry_to_wgs84(geom: G, crs: str) -> G:
         out_x, out_y = fn(x, y)
         return (out_x, out_y) if z is None else (out_x, out_y, z)
 
-    return shapely.transform(geom, convert, include_z=None, interleaved=False)  # type: ignore[no-any-return]
+    return cast(G, shapely.transform(geom, convert, include_z=None, interleaved=False))
 
 
 def check_in_range(lon: float | FloatArray, lat: float | FloatArray, crs: str) -> None:
@@ -487,7 +490,8 @@ def _orient_ccw(geom: BaseGeometry) -> BaseGeometry:
     # pyproj's area is signed (CCW positive) and it adds hole areas with their own sign, so holes
     # are only subtracted when they run opposite to the shell. Normalise first instead of
     # trusting the file's winding order (DataV and many GIS exports do not follow RFC 7946).
-    return shapely.orient_polygons(geom, exterior_cw=False)  # type: ignore[no-any-return]
+    oriented: BaseGeometry = shapely.orient_polygons(geom, exterior_cw=False)
+    return oriented
 
 
 def geodesic_area_m2(geom: BaseGeometry) -> float:

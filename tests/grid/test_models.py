@@ -6,6 +6,7 @@ from django.contrib.gis.geos import MultiPolygon, Polygon
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 
+from grid.functions import GeodesicArea, GeodesicPerimeter
 from grid.models import Building, Community, ServiceCentre, Street
 from tests.factories import ORIGIN, BuildingFactory, CommunityFactory, StreetFactory, multi, square
 
@@ -76,10 +77,14 @@ def test_areas_and_lengths_are_in_metres():
     area_geod, perimeter_geod = Geod(ellps="WGS84").polygon_area_perimeter(
         [p[0] for p in square_geom.coords[0]], [p[1] for p in square_geom.coords[0]]
     )
-    row = Street.objects.annotate(area=Area("geom")).get(id=street.id)
-    # GeoDjango's Area on a geographic field computes on the spheroid: square metres, not degrees².
-    assert row.area.sq_m == pytest.approx(abs(area_geod), rel=1e-3)
-    assert 1.10e6 < row.area.sq_m < 1.17e6
+    row = Street.objects.annotate(
+        area=GeodesicArea("geom"), perimeter=GeodesicPerimeter("geom"), django_area=Area("geom")
+    ).get(id=street.id)
+    assert row.area == pytest.approx(abs(area_geod), rel=1e-3)
+    assert row.perimeter == pytest.approx(perimeter_geod, rel=1e-3)
+    assert 1.10e6 < row.area < 1.17e6
+    # The trap our functions exist for: Django's Area on a 4326 geometry is degrees² labelled m².
+    assert row.django_area.sq_m == pytest.approx(1e-4)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT ST_Area(geom::geography), ST_Perimeter(geom::geography) FROM grid_street WHERE id = %s",

@@ -147,7 +147,7 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "ops" / "static"]
+STATICFILES_DIRS: list[Path | tuple[str, Path]] = [BASE_DIR / "ops" / "static"]
 # Front-end packages fetched from the npm registry at set-up (ops/lib/setup.sh), never committed.
 if (BASE_DIR / "ops" / "static_vendor").is_dir():
     STATICFILES_DIRS.append(("vendor", BASE_DIR / "ops" / "static_vendor"))

@@ -236,3 +236,110 @@ class ServiceCentre(TimestampedModel):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Role(models.TextChoices):
+    """What a user does; where they do it is the unit of their RoleAssignment."""
+
+    STREET_ADMIN = "street_admin", "街道管理员"
+    COMMUNITY_ADMIN = "community_admin", "社区书记/管理员"
+    GRID_WORKER = "grid_worker", "网格员"
+    STATIONED_CADRE = "stationed_cadre", "驻点干部"
+    PLANNER = "planner", "规划人员"
+    LEADER = "leader", "领导（只读）"
+    OPERATOR = "operator", "系统运维"
+
+
+class RoleAssignment(models.Model):
+    """One role of one user over one spatial unit. A user's reach is the union of their rows.
+
+    Revoked rows stay (who had which reach when is part of the audit trail).
+    """
+
+    user = models.ForeignKey(
+        "auth.User", verbose_name="用户", on_delete=models.CASCADE, related_name="role_assignments"
+    )
+    role = models.CharField("角色", max_length=20, choices=Role.choices)
+    street = models.ForeignKey(Street, verbose_name="街道", on_delete=models.CASCADE, null=True, blank=True)
+    community = models.ForeignKey(Community, verbose_name="社区", on_delete=models.CASCADE, null=True, blank=True)
+    grid_cell = models.ForeignKey(GridCell, verbose_name="网格", on_delete=models.CASCADE, null=True, blank=True)
+    granted_at = models.DateTimeField("授权时间", auto_now_add=True)
+    revoked_at = models.DateTimeField("撤销时间", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "角色授权"
+        verbose_name_plural = "角色授权"
+        constraints = [
+            # An operator runs the system and reaches no place; every other role reaches exactly one unit.
+            models.CheckConstraint(
+                condition=(
+                    Q(role="operator", street__isnull=True, community__isnull=True, grid_cell__isnull=True)
+                    | (
+                        ~Q(role="operator")
+                        & (
+                            Q(street__isnull=False, community__isnull=True, grid_cell__isnull=True)
+                            | Q(street__isnull=True, community__isnull=False, grid_cell__isnull=True)
+                            | Q(street__isnull=True, community__isnull=True, grid_cell__isnull=False)
+                        )
+                    )
+                ),
+                name="roleassignment_one_unit",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "role", "street", "community", "grid_cell"],
+                condition=Q(revoked_at__isnull=True),
+                nulls_distinct=False,
+                name="roleassignment_unique_active",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        unit = self.street or self.community or self.grid_cell or "全系统"
+        return f"{self.user} · {self.get_role_display()} · {unit}"
+
+
+class AuditEvent(models.Model):
+    """Append-only record of every write, unmasked read and export: who, when, what, from where.
+
+    A database trigger (migration 0002) refuses UPDATE, DELETE and TRUNCATE for every role that
+    connects as the application, operators included.
+    """
+
+    class Action(models.TextChoices):
+        CREATE = "create", "新增"
+        UPDATE = "update", "修改"
+        DELETE = "delete", "删除"
+        IMPORT = "import", "导入"
+        EXPORT = "export", "导出"
+        READ_PII = "read_pii", "查看个人信息"
+        LOGIN = "login", "登录"
+        LOGIN_FAILED = "login_failed", "登录失败"
+        GRANT = "grant", "授权"
+        REVOKE = "revoke", "撤销授权"
+
+    at = models.DateTimeField("时间", auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        "auth.User", verbose_name="操作人", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Kept as text too, so the record still says who after a user is deleted.
+    actor_name = models.CharField("操作人名称", max_length=150, blank=True)
+    action = models.CharField("动作", max_length=16, choices=Action.choices)
+    object_type = models.CharField("对象类型", max_length=64)
+    object_id = models.CharField("对象标识", max_length=64, blank=True)
+    summary = models.CharField("摘要", max_length=500, blank=True)
+    changes = models.JSONField("变更内容", default=dict, blank=True)
+    reason = models.CharField("事由", max_length=500, blank=True)
+    ip = models.GenericIPAddressField("来源IP", null=True, blank=True)
+    street = models.ForeignKey(
+        Street, verbose_name="街道", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "审计日志"
+        verbose_name_plural = "审计日志"
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["object_type", "object_id"]), models.Index(fields=["actor", "at"])]
+        permissions = [("export_personal_data", "可导出个人信息")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name} {self.get_action_display()} {self.object_type}"

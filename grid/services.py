@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.backends.postgresql.psycopg_any import DateRange
 
 from grid import sql
+from grid.audit import audit_record
 from grid.errors import BoundaryConflict, InvalidGeometry, UnknownUnit
 from grid.models import STORAGE_SRID, GridBoundary, GridCell
 
@@ -86,6 +87,15 @@ def grid_boundaries_set(
     moved = sql.assign_buildings_to_grids(community_ids) if changed_ids else 0
     if changed_ids:
         sql.bump_data_versions(community_ids)
+        audit_record(
+            action="update",
+            object_type="grid.GridBoundary",
+            object_id=",".join(sorted(cells[cid].code for cid in shapes))[:64],
+            summary=f"网格边界自 {valid_from} 起生效：新建 {applied['created']}，重绘 {applied['redrawn']}，"
+            f"更正 {applied['corrected']}，楼栋变更网格 {moved}",
+            changes={"cells": sorted(cells[cid].code for cid in shapes), "valid_from": valid_from.isoformat(),
+                     "note": note},
+        )
     return BoundaryWriteResult(
         created=int(applied["created"]),  # type: ignore[call-overload]
         redrawn=int(applied["redrawn"]),  # type: ignore[call-overload]
@@ -114,6 +124,13 @@ def grid_cell_retire(*, cell: GridCell, valid_to: date) -> None:
     current.save(update_fields=["valid"])
     sql.assign_buildings_to_grids([cell.community_id])
     sql.bump_data_versions([cell.community_id])
+    audit_record(
+        action="update",
+        object_type="grid.GridCell",
+        object_id=cell.code,
+        summary=f"网格 {cell.code} 自 {valid_to} 起撤销",
+        changes={"valid_to": valid_to.isoformat()},
+    )
 
 
 @transaction.atomic

@@ -1,0 +1,73 @@
+"""Writing the audit log. Services call `audit_record` inside their own transaction, so a write
+and its audit row commit or roll back together.
+
+Who and from where come from the request when there is one: the middleware in ops puts them in a
+context variable, because threading the request through every service signature would tie
+services to HTTP. Commands and tasks set their own actor with `acting_as`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from grid.models import AuditEvent
+
+
+@dataclass(frozen=True)
+class Actor:
+    user_id: int | None
+    name: str
+    ip: str | None = None
+
+
+SYSTEM = Actor(user_id=None, name="system")
+_current: contextvars.ContextVar[Actor] = contextvars.ContextVar("wangge_actor", default=SYSTEM)
+
+
+def current_actor() -> Actor:
+    return _current.get()
+
+
+@contextlib.contextmanager
+def acting_as(actor: Actor) -> Iterator[Actor]:
+    token = _current.set(actor)
+    try:
+        yield actor
+    finally:
+        _current.reset(token)
+
+
+def actor_for_user(user: Any, ip: str | None = None) -> Actor:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return Actor(user_id=None, name="anonymous", ip=ip)
+    return Actor(user_id=user.pk, name=user.get_username(), ip=ip)
+
+
+def audit_record(
+    *,
+    action: str,
+    object_type: str,
+    object_id: object = "",
+    summary: str = "",
+    changes: dict[str, Any] | None = None,
+    reason: str = "",
+    street_id: int | None = None,
+    actor: Actor | None = None,
+) -> AuditEvent:
+    actor = actor or current_actor()
+    return AuditEvent.objects.create(
+        actor_id=actor.user_id,
+        actor_name=actor.name[:150],
+        action=action,
+        object_type=object_type[:64],
+        object_id=str(object_id)[:64],
+        summary=summary[:500],
+        changes=changes or {},
+        reason=reason[:500],
+        ip=actor.ip,
+        street_id=street_id,
+    )

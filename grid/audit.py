@@ -47,6 +47,24 @@ def actor_for_user(user: Any, ip: str | None = None) -> Actor:
     return Actor(user_id=user.pk, name=user.get_username(), ip=ip)
 
 
+def client_ip(request: Any) -> str | None:
+    """The client's address. Behind the intranet reverse proxy the first X-Forwarded-For hop is
+    the client, trusted only when the operator says a proxy is in front (USE_X_FORWARDED_FOR)."""
+    from django.conf import settings
+
+    if getattr(settings, "USE_X_FORWARDED_FOR", False):
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip() or None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def set_actor_from_request(request: Any) -> None:
+    """Re-resolve the actor once DRF has authenticated (token and basic auth happen in the view,
+    after the middleware ran). The middleware's reset restores the outer value afterwards."""
+    _current.set(actor_for_user(getattr(request, "user", None), client_ip(request)))
+
+
 def audit_record(
     *,
     action: str,

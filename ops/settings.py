@@ -51,7 +51,10 @@ INSTALLED_APPS = [
     "django.contrib.gis",
     "django.contrib.postgres",
     "rest_framework",
+    "rest_framework.authtoken",
     "rest_framework_gis",
+    "axes",
+    "csp",
     "drf_spectacular",
     "leaflet",
     "grid",
@@ -71,7 +74,22 @@ MIDDLEWARE = [
     "ops.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a lockout raised during authentication into a response.
+    "axes.middleware.AxesMiddleware",
 ]
+
+AUTHENTICATION_BACKENDS = [
+    # Counts failed logins per username+address and locks out after AXES_FAILURE_LIMIT.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("AXES_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "lockout.html"
+AXES_IPWARE_PROXY_COUNT = int(os.environ.get("AXES_IPWARE_PROXY_COUNT", "0"))
 
 ROOT_URLCONF = "ops.urls"
 WSGI_APPLICATION = "ops.wsgi.application"
@@ -170,6 +188,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
+        # Tablets hold a token; deleting it (admin, or POST /api/auth/logout/) revokes the device.
+        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.BasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -198,6 +218,32 @@ LEAFLET_CONFIG = {
     "TILES": [("底图", BASEMAP_TILES_URL, {"attribution": BASEMAP_ATTRIBUTION})] if BASEMAP_TILES_URL else [],
     "RESET_VIEW": False,
     "NO_GLOBALS": False,
+}
+
+# Content Security Policy: everything from our own origin; inline <script> only with the per-request
+# nonce; inline style attributes are allowed because Leaflet positions tiles and markers with them.
+_tile_origin = ""
+if BASEMAP_TILES_URL:
+    from urllib.parse import urlsplit
+
+    # "http://{s}.tiles.intranet/{z}/{x}/{y}.png" -> "http://*.tiles.intranet"
+    _parts = urlsplit(BASEMAP_TILES_URL)
+    _tile_origin = f"{_parts.scheme}://{_parts.netloc.replace('{s}', '*')}"
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:", "blob:"] + ([_tile_origin] if _tile_origin else []),
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [SELF],
+    }
 }
 
 LOGGING = {

@@ -1,0 +1,208 @@
+"""Benchmarks on the district-scale data set: each measured against its limit in the same run.
+
+Run with `ops/bench` (its own database, wangge_bench). Prints a Markdown table for BENCHMARKS.md.
+Every row pairs what the system does with the floor it cannot beat (raw COPY, a hand-written SQL
+statement doing the same spatial work), so the ratio, not the seconds, is what to watch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ops.settings")
+django.setup()
+
+from django.contrib.gis.geos import Point  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+
+from grid import selectors, services  # noqa: E402
+from grid.models import Building, GridBoundary, GridCell  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+rows: list[tuple[str, str, str, str]] = []
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def best_of(n: int, fn: Callable[[], object]) -> float:
+    return min(timed(fn)[0] for _ in range(n))
+
+
+def row(what: str, ours: float, limit_name: str, limit: float, unit: str = "s") -> None:
+    fmt = (lambda v: f"{v * 1000:.2f} ms") if unit == "ms" else (lambda v: f"{v:.2f} s")
+    rows.append((what, fmt(ours), f"{limit_name}: {fmt(limit)}", f"{ours / limit:.1f}×" if limit else "–"))
+
+
+def scalar(sql: str, params: list | None = None) -> object:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params or [])
+        return cursor.fetchone()[0]
+
+
+def bench_make_demo(scale: str) -> None:
+    # A subprocess, as an operator runs it: includes Django start-up and every stage.
+    seconds, _ = timed(
+        lambda: subprocess.run(  # noqa: S603 - fixed argv
+            [sys.executable, "manage.py", "make_demo", "--scale", scale, "--seed", "1"],
+            cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
+        )
+    )
+    n_buildings = Building.objects.count()
+    # The floor for writing those buildings: copy the finished rows server-side into an unlogged
+    # table of the same shape (no generation, no spatial assignment, no constraint checks).
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_building_copy")
+        cursor.execute(
+            "CREATE UNLOGGED TABLE bench_building_copy AS SELECT id, code, name, address, kind, community_id, "
+            "grid_cell_id, households, floors, geom, created_at, updated_at FROM grid_building LIMIT 0"
+        )
+    buf = tempfile.SpooledTemporaryFile(max_size=512 * 1024 * 1024)  # noqa: SIM115
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(
+            "COPY (SELECT id, code, name, address, kind, community_id, grid_cell_id, households, floors, geom, "
+            "created_at, updated_at FROM grid_building) TO STDOUT"
+        ) as copy:
+            for chunk in copy:
+                buf.write(chunk)
+
+    def raw_copy() -> None:
+        buf.seek(0)
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE bench_building_copy")
+            with cursor.cursor.copy("COPY bench_building_copy FROM STDIN") as copy:
+                while data := buf.read(1 << 20):
+                    copy.write(data)
+
+    copy_seconds = best_of(3, raw_copy)
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE bench_building_copy")
+    counts = (
+        f"{scalar('SELECT count(*) FROM grid_street')} streets, {scalar('SELECT count(*) FROM grid_community')} "
+        f"communities, {GridCell.objects.count()} grids, {n_buildings} buildings"
+    )
+    row(f"`make_demo --scale {scale}` end to end ({counts})", seconds, f"raw COPY of its {n_buildings} building rows", copy_seconds)
+
+
+def bench_point_lookup(n_points: int) -> None:
+    # Points where people are: building positions, nudged so most do not sit on a vertex.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT ST_X(point) + 0.00002, ST_Y(point) + 0.00001 FROM grid_building ORDER BY md5(code) LIMIT %s",
+            [n_points],
+        )
+        coords = cursor.fetchall()
+    today = selectors.today()
+    points = [Point(x, y, srid=4326) for x, y in coords]
+
+    def ours() -> None:
+        for p in points:
+            selectors.grid_cell_at(point=p, on_date=today)
+
+    def raw_parts() -> None:
+        with connection.cursor() as cursor:
+            for x, y in coords:
+                cursor.execute(
+                    "SELECT gb.cell_id FROM grid_gridboundarypart p JOIN grid_gridboundary gb ON gb.id = p.boundary_id "
+                    "WHERE ST_Covers(p.geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326)) AND gb.valid @> %s::date "
+                    "ORDER BY gb.cell_id LIMIT 1",
+                    [x, y, today],
+                )
+                cursor.fetchone()
+
+    def raw_whole() -> None:
+        with connection.cursor() as cursor:
+            for x, y in coords:
+                cursor.execute(
+                    "SELECT gb.cell_id FROM grid_gridboundary gb "
+                    "WHERE ST_Covers(gb.geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326)) AND gb.valid @> %s::date "
+                    "ORDER BY gb.cell_id LIMIT 1",
+                    [x, y, today],
+                )
+                cursor.fetchone()
+
+    t_ours = best_of(2, ours) / n_points
+    t_parts = best_of(2, raw_parts) / n_points
+    t_whole = best_of(2, raw_whole) / n_points
+    row(f"point → grid, `grid_cell_at` (ORM, subdivided parts), per lookup, {n_points} points", t_ours,
+        "hand-written SQL on the same parts", t_parts, unit="ms")
+    row("point → grid, hand-written SQL on whole boundaries (no subdivision), per lookup", t_whole,
+        "hand-written SQL on subdivided parts", t_parts, unit="ms")
+
+
+def bench_reassign() -> None:
+    n = Building.objects.count()
+
+    def full() -> None:
+        with transaction.atomic():
+            Building.objects.update(grid_cell=None)
+            services.buildings_reassign(community_ids=None)
+
+    t_full = best_of(1, full)
+    t_noop = best_of(2, lambda: services.buildings_reassign(community_ids=None))
+    # The floor: the spatial join alone, every building against the boundaries it touches.
+    t_join = best_of(2, lambda: scalar(
+        "SELECT count(*) FROM grid_building b JOIN grid_gridboundary gb ON upper_inf(gb.valid) "
+        "AND gb.geom && b.geom AND ST_Intersects(gb.geom, b.geom)"
+    ))
+    row(f"reassign all {n} buildings to grids from scratch (one UPDATE)", t_full,
+        "the bare ST_Intersects join", t_join)
+    row("reassign again, nothing changed (idempotent run)", t_noop, "the bare ST_Intersects join", t_join)
+
+
+def bench_redraw() -> None:
+    """A planner redraws one community's grids: version, subdivide, reassign, in one transaction."""
+    community_id = scalar("SELECT community_id FROM grid_gridcell ORDER BY code LIMIT 1")
+    cells = list(GridBoundary.objects.filter(cell__community_id=community_id, valid__upper_inf=True))
+    shapes = {b.cell_id: b.geom.buffer(0.00001).intersection(b.geom.envelope) for b in cells}
+    from datetime import timedelta
+
+    def redraw() -> None:
+        with transaction.atomic():
+            services.grid_boundaries_set(shapes=shapes, valid_from=selectors.today() + timedelta(days=1))
+            transaction.set_rollback(True)
+
+    t = best_of(3, redraw)
+    n_b = Building.objects.filter(community_id=community_id).count()
+    t_floor = best_of(3, lambda: scalar(
+        "SELECT count(*) FROM grid_building b JOIN grid_gridboundary gb ON upper_inf(gb.valid) "
+        "AND gb.geom && b.geom AND ST_Intersects(gb.geom, b.geom) WHERE b.community_id = %s", [community_id]
+    ))
+    row(f"redraw one community's {len(cells)} grids ({n_b} buildings): version + subdivide + reassign", t,
+        "the bare join of its buildings", t_floor, unit="ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scale", default="district", choices=["demo", "district"])
+    parser.add_argument("--points", type=int, default=2000)
+    parser.add_argument("--skip-build", action="store_true", help="reuse the data already in wangge_bench")
+    args = parser.parse_args()
+    if not args.skip_build:
+        bench_make_demo(args.scale)
+    bench_point_lookup(args.points)
+    bench_reassign()
+    bench_redraw()
+    print(f"Machine: {os.cpu_count()} cores, {platform.python_version()}, "
+          f"{scalar('SELECT postgis_lib_version()')} PostGIS; command: `ops/bench --scale {args.scale}`\n")
+    print("| what | ours | limit in the same run | ratio |")
+    print("|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+
+
+if __name__ == "__main__":
+    main()

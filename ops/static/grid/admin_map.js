@@ -1,0 +1,96 @@
+/* Admin maps of 网格通 on top of django-leaflet (loaded after leaflet.forms.js).
+ *
+ * - L.WanggeGeometryField: with no basemap the feature is all there is to see, so the view is
+ *   fitted to it as close as the map allows (django-leaflet stops at zoom 15, where a building is a
+ *   few pixels), and grey context outlines (community, neighbouring grids) are drawn under it from
+ *   the JSON the widget template writes beside the field.
+ * - The drawing toolbar in Chinese (Leaflet.draw ships English only).
+ */
+(function () {
+  "use strict";
+  if (!window.L || !L.GeometryField) {
+    return;
+  }
+
+  var CONTEXT_STYLES = {
+    street: { color: "#8a8f98", weight: 1.5, dashArray: "6 4", fillOpacity: 0 },
+    community: { color: "#6b7280", weight: 2, dashArray: "6 4", fillColor: "#9ca3af", fillOpacity: 0.06 },
+    grid: { color: "#9ca3af", weight: 1.2, dashArray: "3 3", fillOpacity: 0 },
+    current: { color: "#d97706", weight: 2, dashArray: "4 4", fillOpacity: 0 }
+  };
+
+  function readContext(fieldid) {
+    var node = document.getElementById(fieldid + "-context");
+    if (!node) {
+      return null;
+    }
+    try {
+      var features = JSON.parse(node.textContent);
+      return features && features.length ? { type: "FeatureCollection", features: features } : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  L.WanggeGeometryField = L.GeometryField.extend({
+    addTo: function (map) {
+      var data = readContext(this.options.fieldid);
+      if (data) {
+        // Not interactive: clicks and the edit toolbar act on the field's own feature only.
+        this._contextLayer = L.geoJSON(data, {
+          interactive: false,
+          style: function (feature) {
+            return CONTEXT_STYLES[feature.properties.kind] || CONTEXT_STYLES.grid;
+          }
+        }).addTo(map);
+      }
+      return L.GeometryField.prototype.addTo.call(this, map);
+    },
+
+    _setView: function () {
+      var map = this._map;
+      var bounds = null;
+      if (this.drawnItems.getLayers().length > 0) {
+        bounds = this.drawnItems.getBounds();
+      } else if (this._contextLayer) {
+        // Nothing drawn yet (a new record): show the area it belongs to.
+        bounds = this._contextLayer.getBounds();
+      }
+      if (bounds && bounds.isValid()) {
+        var maxZoom = map.getMaxZoom();
+        map.fitBounds(bounds, { padding: [30, 30], maxZoom: isFinite(maxZoom) ? maxZoom : 19 });
+      }
+    }
+  });
+
+  if (L.drawLocal) {
+    var d = L.drawLocal.draw, e = L.drawLocal.edit;
+    d.toolbar.actions = { title: "取消绘制", text: "取消" };
+    d.toolbar.finish = { title: "完成绘制", text: "完成" };
+    d.toolbar.undo = { title: "删除上一个点", text: "删除上一点" };
+    d.toolbar.buttons = {
+      polyline: "画线", polygon: "画多边形", rectangle: "画矩形",
+      circle: "画圆", marker: "放置标记", circlemarker: "放置圆点"
+    };
+    d.handlers.marker.tooltip.start = "在地图上单击放置位置。";
+    d.handlers.polygon.tooltip = {
+      start: "单击开始绘制。", cont: "单击继续绘制。", end: "单击第一个点闭合图形。"
+    };
+    d.handlers.polyline.error = "<strong>错误：</strong>边不能相交！";
+    d.handlers.polyline.tooltip = { start: "单击开始画线。", cont: "单击继续画线。", end: "单击最后一个点结束。" };
+    d.handlers.rectangle.tooltip.start = "按住并拖动画矩形。";
+    d.handlers.simpleshape.tooltip.end = "松开鼠标完成绘制。";
+    e.toolbar.actions = {
+      save: { title: "保存修改", text: "保存" },
+      cancel: { title: "取消编辑，放弃全部修改", text: "取消" },
+      clearAll: { title: "清除全部图形", text: "全部清除" }
+    };
+    e.toolbar.buttons = {
+      edit: "编辑图形", editDisabled: "没有可编辑的图形",
+      remove: "删除图形", removeDisabled: "没有可删除的图形"
+    };
+    e.handlers.edit.tooltip = { text: "拖动节点修改图形。", subtext: "点“取消”撤销修改。" };
+    e.handlers.remove.tooltip.text = "单击要删除的图形。";
+  }
+  L.GeometryField.unsavedText = "地图上的图形尚未保存";
+})();

@@ -36,7 +36,9 @@ READ_ROLES = frozenset(Role) - {Role.OPERATOR}
 CAPABILITIES: dict[str, frozenset[str]] = {
     "edit_space": frozenset({Role.STREET_ADMIN, Role.PLANNER}),
     "edit_orgs": frozenset({Role.STREET_ADMIN, Role.COMMUNITY_ADMIN}),
-    "log_events": frozenset({Role.GRID_WORKER, Role.STATIONED_CADRE, Role.COMMUNITY_ADMIN, Role.STREET_ADMIN}),
+    "log_events": frozenset(
+        {Role.GRID_WORKER, Role.STATIONED_CADRE, Role.COMMUNITY_ADMIN, Role.STREET_ADMIN}
+    ),
     "view_pii": frozenset({Role.STREET_ADMIN, Role.COMMUNITY_ADMIN}),
     "view_audit": frozenset({Role.STREET_ADMIN}),
     "manage_users": frozenset({Role.OPERATOR, Role.STREET_ADMIN}),
@@ -91,7 +93,13 @@ class Reach:
         return (
             Q(**{f"{prefix}street_id__in": self.street_ids})
             | Q(**{f"{prefix}id__in": self.community_ids})
-            | Q(**{f"{prefix}id__in": GridCell.objects.filter(id__in=self.grid_cell_ids).values("community_id")})
+            | Q(
+                **{
+                    f"{prefix}id__in": GridCell.objects.filter(id__in=self.grid_cell_ids).values(
+                        "community_id"
+                    )
+                }
+            )
         )
 
     def street_ids_seen(self) -> Any:
@@ -143,8 +151,11 @@ def reach_for_user(user: AbstractBaseUser | AnonymousUser | None) -> Reach:
     unit_roles: dict[tuple[str, int], set[str]] = {}
     for role, street_id, community_id, cell_id in rows:
         roles.add(role)
-        for kind, unit_id, bucket in (("street", street_id, streets), ("community", community_id, communities),
-                                      ("grid_cell", cell_id, cells)):
+        for kind, unit_id, bucket in (
+            ("street", street_id, streets),
+            ("community", community_id, communities),
+            ("grid_cell", cell_id, cells),
+        ):
             if unit_id is not None:
                 bucket.add(unit_id)
                 unit_roles.setdefault((kind, unit_id), set()).add(role)
@@ -185,7 +196,9 @@ def grid_cells_in_reach(reach: Reach, qs: QuerySet[GridCell] | None = None) -> Q
     return qs.filter(reach.grid_cell_q())
 
 
-def grid_boundaries_in_reach(reach: Reach, qs: QuerySet[GridBoundary] | None = None) -> QuerySet[GridBoundary]:
+def grid_boundaries_in_reach(
+    reach: Reach, qs: QuerySet[GridBoundary] | None = None
+) -> QuerySet[GridBoundary]:
     qs = GridBoundary.objects.all() if qs is None else qs
     return qs.filter(reach.grid_cell_q(prefix="cell__"))
 
@@ -195,7 +208,9 @@ def buildings_in_reach(reach: Reach, qs: QuerySet[Building] | None = None) -> Qu
     return qs.filter(reach.place_q())
 
 
-def service_centres_in_reach(reach: Reach, qs: QuerySet[ServiceCentre] | None = None) -> QuerySet[ServiceCentre]:
+def service_centres_in_reach(
+    reach: Reach, qs: QuerySet[ServiceCentre] | None = None
+) -> QuerySet[ServiceCentre]:
     qs = ServiceCentre.objects.all() if qs is None else qs
     if reach.everything:
         return qs

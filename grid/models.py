@@ -18,10 +18,18 @@ from django.db.models import Q
 
 STORAGE_SRID = 4326
 
-street_code_validator = RegexValidator(r"^\d{9}$", "街道编码应为9位数字（6位区县代码+3位街道序号）", "code_format")
-community_code_validator = RegexValidator(r"^\d{12}$", "社区编码应为12位数字（街道编码+3位社区序号）", "code_format")
-grid_code_validator = RegexValidator(r"^\d{15}$", "网格编码应为15位数字（社区编码+3位网格序号）", "code_format")
-unit_code_validator = RegexValidator(r"^[0-9A-Za-z_-]{1,32}$", "编码只能包含字母、数字、下划线和连字符，最长32位", "code_format")
+street_code_validator = RegexValidator(
+    r"^\d{9}$", "街道编码应为9位数字（6位区县代码+3位街道序号）", "code_format"
+)
+community_code_validator = RegexValidator(
+    r"^\d{12}$", "社区编码应为12位数字（街道编码+3位社区序号）", "code_format"
+)
+grid_code_validator = RegexValidator(
+    r"^\d{15}$", "网格编码应为15位数字（社区编码+3位网格序号）", "code_format"
+)
+unit_code_validator = RegexValidator(
+    r"^[0-9A-Za-z_-]{1,32}$", "编码只能包含字母、数字、下划线和连字符，最长32位", "code_format"
+)
 
 
 class TimestampedModel(models.Model):
@@ -57,7 +65,9 @@ class Community(TimestampedModel):
     """社区: a residents' community inside a street, typically 1,500–5,000 households."""
 
     code = models.CharField("社区编码", max_length=12, unique=True, validators=[community_code_validator])
-    street = models.ForeignKey(Street, verbose_name="街道", on_delete=models.PROTECT, related_name="communities")
+    street = models.ForeignKey(
+        Street, verbose_name="街道", on_delete=models.PROTECT, related_name="communities"
+    )
     name = models.CharField("名称", max_length=64)
     residents = models.PositiveIntegerField("常住人口", default=0)
     geom = models.MultiPolygonField("边界", srid=STORAGE_SRID)
@@ -108,7 +118,9 @@ class GridCell(TimestampedModel):
 class GridBoundary(models.Model):
     """One version of a grid cell's shape, valid over a half-open date range [from, to)."""
 
-    cell = models.ForeignKey(GridCell, verbose_name="网格", on_delete=models.CASCADE, related_name="boundaries")
+    cell = models.ForeignKey(
+        GridCell, verbose_name="网格", on_delete=models.CASCADE, related_name="boundaries"
+    )
     geom = models.MultiPolygonField("边界", srid=STORAGE_SRID)
     valid = DateRangeField("有效期")
     note = models.CharField("变更说明", max_length=200, blank=True)
@@ -211,7 +223,9 @@ class ServiceCentre(TimestampedModel):
     code = models.CharField("编码", max_length=32, unique=True, validators=[unit_code_validator])
     name = models.CharField("名称", max_length=64)
     level = models.CharField("级别", max_length=16, choices=Level.choices)
-    street = models.ForeignKey(Street, verbose_name="街道", on_delete=models.PROTECT, related_name="service_centres")
+    street = models.ForeignKey(
+        Street, verbose_name="街道", on_delete=models.PROTECT, related_name="service_centres"
+    )
     community = models.ForeignKey(
         Community,
         verbose_name="社区",
@@ -261,8 +275,12 @@ class RoleAssignment(models.Model):
     )
     role = models.CharField("角色", max_length=20, choices=Role.choices)
     street = models.ForeignKey(Street, verbose_name="街道", on_delete=models.CASCADE, null=True, blank=True)
-    community = models.ForeignKey(Community, verbose_name="社区", on_delete=models.CASCADE, null=True, blank=True)
-    grid_cell = models.ForeignKey(GridCell, verbose_name="网格", on_delete=models.CASCADE, null=True, blank=True)
+    community = models.ForeignKey(
+        Community, verbose_name="社区", on_delete=models.CASCADE, null=True, blank=True
+    )
+    grid_cell = models.ForeignKey(
+        GridCell, verbose_name="网格", on_delete=models.CASCADE, null=True, blank=True
+    )
     granted_at = models.DateTimeField("授权时间", auto_now_add=True)
     revoked_at = models.DateTimeField("撤销时间", null=True, blank=True)
 

@@ -35,11 +35,15 @@ def as_multipolygon(geom: GEOSGeometry, *, label: str = "") -> MultiPolygon:
     is refused so nothing half-right is stored.
     """
     if geom.srid not in (None, STORAGE_SRID):
-        raise InvalidGeometry(f"{label}坐标系应为 EPSG:{STORAGE_SRID}，收到 EPSG:{geom.srid}", code="crs_mismatch")
+        raise InvalidGeometry(
+            f"{label}坐标系应为 EPSG:{STORAGE_SRID}，收到 EPSG:{geom.srid}", code="crs_mismatch"
+        )
     if isinstance(geom, Polygon):
         geom = MultiPolygon(geom, srid=STORAGE_SRID)
     if not isinstance(geom, MultiPolygon):
-        raise InvalidGeometry(f"{label}边界应为面（Polygon/MultiPolygon），收到 {geom.geom_type}", code="geometry_type")
+        raise InvalidGeometry(
+            f"{label}边界应为面（Polygon/MultiPolygon），收到 {geom.geom_type}", code="geometry_type"
+        )
     if geom.empty:
         raise InvalidGeometry(f"{label}边界为空", code="geometry_empty")
     if not geom.valid:
@@ -62,7 +66,9 @@ def grid_boundaries_set(
         return BoundaryWriteResult()
     cells = {
         c.id: c
-        for c in GridCell.objects.select_for_update().filter(id__in=list(shapes)).only("id", "code", "community_id")
+        for c in GridCell.objects.select_for_update()
+        .filter(id__in=list(shapes))
+        .only("id", "code", "community_id")
     }
     missing = sorted(set(shapes) - set(cells))
     if missing:
@@ -93,8 +99,11 @@ def grid_boundaries_set(
             object_id=",".join(sorted(cells[cid].code for cid in shapes))[:64],
             summary=f"网格边界自 {valid_from} 起生效：新建 {applied['created']}，重绘 {applied['redrawn']}，"
             f"更正 {applied['corrected']}，楼栋变更网格 {moved}",
-            changes={"cells": sorted(cells[cid].code for cid in shapes), "valid_from": valid_from.isoformat(),
-                     "note": note},
+            changes={
+                "cells": sorted(cells[cid].code for cid in shapes),
+                "valid_from": valid_from.isoformat(),
+                "note": note,
+            },
         )
     return BoundaryWriteResult(
         created=int(applied["created"]),  # type: ignore[call-overload]
@@ -106,7 +115,9 @@ def grid_boundaries_set(
     )
 
 
-def grid_boundary_set(*, cell: GridCell, geom: GEOSGeometry, valid_from: date, note: str = "") -> GridBoundary:
+def grid_boundary_set(
+    *, cell: GridCell, geom: GEOSGeometry, valid_from: date, note: str = ""
+) -> GridBoundary:
     """Redraw one grid cell from `valid_from` on; returns the version now in force."""
     grid_boundaries_set(shapes={cell.id: geom}, valid_from=valid_from, note=note)
     return GridBoundary.objects.get(cell=cell, valid__upper_inf=True)
@@ -119,7 +130,9 @@ def grid_cell_retire(*, cell: GridCell, valid_to: date) -> None:
     if current is None:
         raise BoundaryConflict(f"网格 {cell.code} 没有现行边界")
     if current.valid.lower >= valid_to:
-        raise BoundaryConflict(f"网格 {cell.code} 的现行边界自 {current.valid.lower} 起生效，撤销日期必须更晚")
+        raise BoundaryConflict(
+            f"网格 {cell.code} 的现行边界自 {current.valid.lower} 起生效，撤销日期必须更晚"
+        )
     current.valid = DateRange(current.valid.lower, valid_to, "[)")
     current.save(update_fields=["valid"])
     sql.assign_buildings_to_grids([cell.community_id])

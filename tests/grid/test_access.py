@@ -36,8 +36,18 @@ def town():
     in_b = BuildingFactory(community=c1, geom=square(X0 + 0.007, Y0 + 0.001, 0.0003))
     in_c3 = BuildingFactory(community=c3, geom=square(X0 + 0.001, Y0 + 0.001, 0.0003))
     services.buildings_reassign(community_ids=[c1.id, c3.id])
-    return {"s1": s1, "s2": s2, "c1": c1, "c2": c2, "c3": c3, "a": a, "b": b,
-            "in_a": in_a, "in_b": in_b, "in_c3": in_c3}
+    return {
+        "s1": s1,
+        "s2": s2,
+        "c1": c1,
+        "c2": c2,
+        "c3": c3,
+        "a": a,
+        "b": b,
+        "in_a": in_a,
+        "in_b": in_b,
+        "in_c3": in_c3,
+    }
 
 
 def user_with(role, **unit):
@@ -96,7 +106,9 @@ def test_a_role_covers_exactly_one_unit(town):
     with pytest.raises(IntegrityError), transaction.atomic():
         RoleAssignment.objects.create(user=user, role=Role.GRID_WORKER)
     with pytest.raises(IntegrityError), transaction.atomic():
-        RoleAssignment.objects.create(user=user, role=Role.GRID_WORKER, grid_cell=town["a"], community=town["c1"])
+        RoleAssignment.objects.create(
+            user=user, role=Role.GRID_WORKER, grid_cell=town["a"], community=town["c1"]
+        )
 
 
 def test_boundary_write_is_audited_with_the_actor(town):
@@ -115,7 +127,11 @@ def test_audit_log_is_append_only_in_the_database(town):
     event = AuditEvent.objects.latest("id")
     count = AuditEvent.objects.count()
     for statement in ("UPDATE grid_auditevent SET summary = 'x'", "DELETE FROM grid_auditevent"):
-        with pytest.raises(ProgrammingError, match="append-only"), transaction.atomic(), connection.cursor() as cur:
+        with (
+            pytest.raises(ProgrammingError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cur,
+        ):
             cur.execute(statement)
     event.refresh_from_db()
     assert AuditEvent.objects.count() == count and event.summary.startswith("网格")

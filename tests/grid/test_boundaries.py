@@ -24,7 +24,9 @@ def two_grids():
     """A community split into a west and an east grid at X0 + 0.005."""
     community = CommunityFactory()
     west = GridCellFactory(community=community, boundary=rect(X0, Y0, X0 + 0.005, Y0 + 0.01), valid_from=D1)
-    east = GridCellFactory(community=community, boundary=rect(X0 + 0.005, Y0, X0 + 0.01, Y0 + 0.01), valid_from=D1)
+    east = GridCellFactory(
+        community=community, boundary=rect(X0 + 0.005, Y0, X0 + 0.01, Y0 + 0.01), valid_from=D1
+    )
     return community, west, east
 
 
@@ -50,7 +52,9 @@ def test_point_lookup_answers_for_the_date_asked(two_grids):
 
 def test_redraw_closes_the_old_version_and_keeps_it(two_grids):
     _, west, _ = two_grids
-    services.grid_boundary_set(cell=west, geom=rect(X0, Y0, X0 + 0.004, Y0 + 0.01), valid_from=D2, note="拆分调整")
+    services.grid_boundary_set(
+        cell=west, geom=rect(X0, Y0, X0 + 0.004, Y0 + 0.01), valid_from=D2, note="拆分调整"
+    )
     versions = list(selectors.grid_cell_history(cell=west))
     assert [(v.valid.lower, v.valid.upper) for v in versions] == [(D1, D2), (D2, None)]
     assert versions[1].note == "拆分调整"
@@ -67,14 +71,18 @@ def test_point_on_shared_edge_belongs_to_exactly_one_grid(two_grids):
 
 def test_same_shape_twice_makes_no_new_version(two_grids):
     _, west, _ = two_grids
-    result = services.grid_boundaries_set(shapes={west.id: rect(X0, Y0, X0 + 0.005, Y0 + 0.01)}, valid_from=D2)
+    result = services.grid_boundaries_set(
+        shapes={west.id: rect(X0, Y0, X0 + 0.005, Y0 + 0.01)}, valid_from=D2
+    )
     assert result.unchanged == 1 and result.redrawn == 0 and result.created == 0
     assert GridBoundary.objects.filter(cell=west).count() == 1
 
 
 def test_redraw_on_the_start_day_corrects_in_place(two_grids):
     _, west, _ = two_grids
-    result = services.grid_boundaries_set(shapes={west.id: rect(X0, Y0, X0 + 0.0045, Y0 + 0.01)}, valid_from=D1)
+    result = services.grid_boundaries_set(
+        shapes={west.id: rect(X0, Y0, X0 + 0.0045, Y0 + 0.01)}, valid_from=D1
+    )
     assert result.corrected == 1
     assert GridBoundary.objects.filter(cell=west).count() == 1
 
@@ -84,7 +92,9 @@ def test_rewriting_the_past_before_a_later_version_is_refused(two_grids):
     services.grid_boundary_set(cell=west, geom=rect(X0, Y0, X0 + 0.004, Y0 + 0.01), valid_from=D2)
     before = list(GridBoundary.objects.values_list("id", "valid", "geom"))
     with pytest.raises(BoundaryConflict) as err:
-        services.grid_boundary_set(cell=west, geom=rect(X0, Y0, X0 + 0.003, Y0 + 0.01), valid_from=date(2024, 6, 1))
+        services.grid_boundary_set(
+            cell=west, geom=rect(X0, Y0, X0 + 0.003, Y0 + 0.01), valid_from=date(2024, 6, 1)
+        )
     assert err.value.code == "boundary_conflict"
     assert west.code in err.value.message
     assert list(GridBoundary.objects.values_list("id", "valid", "geom")) == before
@@ -102,7 +112,9 @@ def test_invalid_geometry_is_refused_and_nothing_written(two_grids):
     _, west, _ = two_grids
     from django.contrib.gis.geos import Polygon
 
-    bow_tie = Polygon(((X0, Y0), (X0 + 0.01, Y0 + 0.01), (X0 + 0.01, Y0), (X0, Y0 + 0.01), (X0, Y0)), srid=4326)
+    bow_tie = Polygon(
+        ((X0, Y0), (X0 + 0.01, Y0 + 0.01), (X0 + 0.01, Y0), (X0, Y0 + 0.01), (X0, Y0)), srid=4326
+    )
     count = GridBoundary.objects.count()
     with pytest.raises(InvalidGeometry) as err:
         services.grid_boundary_set(cell=west, geom=bow_tie, valid_from=D2)

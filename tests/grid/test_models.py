@@ -15,8 +15,12 @@ pytestmark = pytest.mark.django_db
 
 def test_street_code_must_be_nine_digits():
     with pytest.raises(IntegrityError), transaction.atomic():
-        Street.objects.create(code="44080301", name="错街道", district_adcode="440803", geom=multi(square(*ORIGIN, 0.01)))
-    street = Street(code="44080301", name="错街道", district_adcode="440803", geom=multi(square(*ORIGIN, 0.01)))
+        Street.objects.create(
+            code="44080301", name="错街道", district_adcode="440803", geom=multi(square(*ORIGIN, 0.01))
+        )
+    street = Street(
+        code="44080301", name="错街道", district_adcode="440803", geom=multi(square(*ORIGIN, 0.01))
+    )
     with pytest.raises(ValidationError) as err:
         street.full_clean()
     assert "9位数字" in str(err.value)
@@ -43,7 +47,11 @@ def test_community_level_service_centre_needs_a_community():
     street = StreetFactory()
     with pytest.raises(IntegrityError), transaction.atomic():
         ServiceCentre.objects.create(
-            code="SC1", name="社区党群服务中心", level="community", street=street, geom=square(*ORIGIN, 0.001).centroid
+            code="SC1",
+            name="社区党群服务中心",
+            level="community",
+            street=street,
+            geom=square(*ORIGIN, 0.001).centroid,
         )
 
 
@@ -51,8 +59,15 @@ def test_building_point_is_derived_from_the_footprint_by_the_database():
     # An L-shaped footprint: its centroid lies outside it; its point on surface never does.
     x, y = ORIGIN
     l_shape = Polygon(
-        ((x, y), (x + 0.001, y), (x + 0.001, y + 0.0002), (x + 0.0002, y + 0.0002), (x + 0.0002, y + 0.001),
-         (x, y + 0.001), (x, y)),
+        (
+            (x, y),
+            (x + 0.001, y),
+            (x + 0.001, y + 0.0002),
+            (x + 0.0002, y + 0.0002),
+            (x + 0.0002, y + 0.001),
+            (x, y + 0.001),
+            (x, y),
+        ),
         srid=4326,
     )
     building = BuildingFactory(geom=l_shape)

@@ -1,0 +1,48 @@
+"""manage.py export_units: write streets, communities, grids, buildings or service centres to a file."""
+
+from datetime import date
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from grid.errors import GridError
+from grid.exporters import EXPORT_CRS, FORMATS, units_export
+from grid.importers import LEVELS
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise CommandError(f"日期格式应为 YYYY-MM-DD，收到“{text}”") from None
+
+
+class Command(BaseCommand):
+    help = "导出空间单元为 GeoJSON、GeoPackage、Shapefile（.shp 或 .zip）或 CSV（WKT 列）"
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("output", help="输出文件；格式按扩展名判断，.zip 为压缩的 Shapefile")
+        parser.add_argument("--level", required=True, choices=list(LEVELS), help="单元层级")
+        parser.add_argument("--format", choices=FORMATS, help="输出格式（默认按扩展名）")
+        parser.add_argument("--crs", default="wgs84", choices=EXPORT_CRS, help="输出坐标系（默认 wgs84）")
+        parser.add_argument("--as-of", type=_date, help="网格边界的日期 YYYY-MM-DD（默认今天）")
+        parser.add_argument("--community", help="只导出该社区（社区编码）")
+
+    def handle(self, *args: object, **options: object) -> None:
+        try:
+            result = units_export(
+                level=str(options["level"]),
+                path=str(options["output"]),
+                fmt=options["format"],  # type: ignore[arg-type]
+                crs=str(options["crs"]),
+                as_of=_date(options["as_of"]) if isinstance(options["as_of"], str) else options["as_of"],  # type: ignore[arg-type]
+                community=options["community"],  # type: ignore[arg-type]
+            )
+        except GridError as exc:
+            raise CommandError(f"导出失败 [{exc.code}]：{exc.message}") from exc
+        self.stdout.write(
+            self.style.SUCCESS(f"已导出 {result.count} 条到 {result.path}（{result.format}，{result.crs}）")
+        )
+        if result.crs in ("gcj02", "bd09"):
+            self.stdout.write(
+                f"注意：{result.crs} 没有 EPSG 代码，文件未记录坐标系；再次导入时请加 --crs {result.crs}"
+            )

@@ -1,0 +1,517 @@
+"""Admin for organisations and people.
+
+Writes go through orgs.services so the tree rules and the encryption of personal data apply;
+the forms run the services' own checks during validation, so a refusal shows as a form error with
+the service's Chinese message instead of a 500. Personal data is shown masked only: the cipher
+and hash columns are never in a form, and a form field takes a new clear value to replace it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from leaflet.admin import LeafletGeoAdmin
+
+from grid.errors import GridError
+from grid.models import Community
+from orgs import pii, services
+from orgs.models import (
+    Cadre,
+    CommitteeSeat,
+    Enterprise,
+    GridWorker,
+    PartyMember,
+    PartyOrganisation,
+    Rectification,
+    StarRating,
+    StationedCadre,
+)
+
+
+def _as_validation_error(exc: GridError) -> ValidationError:
+    return ValidationError(exc.message, code=exc.code)
+
+
+def _masked_or_dash(value: str) -> str:
+    return value or "—"
+
+
+# ---------------------------------------------------------------------------------------------
+# Party organisations
+
+
+class PartyOrganisationForm(forms.ModelForm):
+    class Meta:
+        model = PartyOrganisation
+        fields = [
+            "name",
+            "code",
+            "kind",
+            "level",
+            "parent",
+            "street",
+            "community",
+            "grid_cell",
+            "buildings",
+            "premises",
+            "unit_name",
+            "founded_on",
+            "term_started_on",
+            "term_years",
+            "secretary",
+            "is_enlarged",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["street"].required = False
+        self.fields["street"].help_text = "留空则取上级党组织所属街道"
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if not data.get("term_years") and data.get("kind"):
+            data["term_years"] = services.default_term_years(data["kind"])
+        if data.get("parent") is not None and not data.get("street"):
+            data["street"] = data["parent"].street
+        return data
+
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        if self.errors:
+            return
+        buildings = list(self.cleaned_data.get("buildings") or [])
+        try:
+            services.party_org_check(org=self.instance, buildings=buildings)
+        except GridError as exc:
+            self.add_error(None, _as_validation_error(exc))
+
+
+class SeatInline(admin.TabularInline):
+    model = CommitteeSeat
+    extra = 0
+    fields = ["person_name", "unit_name", "is_resident_unit_head", "liaison_units"]
+    verbose_name = "委员"
+    verbose_name_plural = "大工委/大党委委员（分片联系社区在委员页面编辑）"
+    show_change_link = True
+
+
+@admin.register(PartyOrganisation)
+class PartyOrganisationAdmin(admin.ModelAdmin):
+    form = PartyOrganisationForm
+    list_display = ["name", "code", "kind", "level", "street", "parent", "attachment", "is_enlarged", "weak"]
+    list_filter = ["kind", "level", "street", "is_enlarged", "weak"]
+    search_fields = ["name", "code", "unit_name"]
+    raw_id_fields = ["parent", "community", "grid_cell", "premises", "secretary", "buildings"]
+    list_select_related = ["street", "parent", "community", "grid_cell", "premises"]
+    readonly_fields = ["weak"]
+    inlines = [SeatInline]
+    fieldsets = [
+        (None, {"fields": ["name", "code", "kind", "level", "parent", "street"]}),
+        ("挂接的空间单元", {"fields": ["community", "grid_cell", "buildings", "premises", "unit_name"]}),
+        (
+            "换届与班子",
+            {"fields": ["founded_on", "term_started_on", "term_years", "secretary", "is_enlarged", "weak"]},
+        ),
+    ]
+
+    @admin.display(description="挂接")
+    def attachment(self, obj: PartyOrganisation) -> str:
+        unit = obj.grid_cell or obj.premises or obj.community
+        return (
+            str(unit)
+            if unit
+            else ("楼栋" if obj.kind == PartyOrganisation.Kind.BUILDING_GROUP else obj.street.name)
+        )
+
+    def save_model(self, request: Any, obj: PartyOrganisation, form: Any, change: bool) -> None:
+        data = {f: form.cleaned_data[f] for f in services.ORG_FIELDS if f in form.cleaned_data}
+        buildings = list(form.cleaned_data.get("buildings") or [])
+        if change:
+            saved = services.party_org_update(org=obj, buildings=buildings, **data)
+        else:
+            saved = services.party_org_create(buildings=buildings, **data)
+        obj.pk = saved.pk
+        obj.refresh_from_db()
+
+    def save_related(self, request: Any, form: Any, formsets: Any, change: bool) -> None:
+        # The service already wrote the buildings (M2M); only the inlines are left.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+
+@admin.register(Rectification)
+class RectificationAdmin(admin.ModelAdmin):
+    list_display = ["org", "flagged_on", "converted_on"]
+    list_filter = ["converted_on", "org__street"]
+    search_fields = ["org__name", "reasons"]
+    raw_id_fields = ["org"]
+    date_hierarchy = "flagged_on"
+
+    def get_readonly_fields(self, request: Any, obj: Rectification | None = None) -> list[str]:
+        if obj is None:
+            return []
+        return ["org", "flagged_on", "converted_on"] if obj.converted_on else ["org", "flagged_on"]
+
+    def save_model(self, request: Any, obj: Rectification, form: Any, change: bool) -> None:
+        if not change:
+            saved = services.party_org_flag_weak(
+                org=obj.org, flagged_on=obj.flagged_on, reasons=obj.reasons, measures=obj.measures
+            )
+            obj.pk = saved.pk
+            return
+        converted_on = obj.converted_on
+        Rectification.objects.filter(pk=obj.pk).update(reasons=obj.reasons, measures=obj.measures)
+        if converted_on and "converted_on" in form.changed_data:
+            obj.converted_on = None
+            services.rectification_convert(rectification=obj, converted_on=converted_on)
+
+
+@admin.register(StarRating)
+class StarRatingAdmin(admin.ModelAdmin):
+    list_display = ["org", "year", "stars", "score", "satisfaction_score", "total_score"]
+    list_filter = ["year", "stars", "org__street"]
+    search_fields = ["org__name"]
+    raw_id_fields = ["org"]
+    readonly_fields = ["total_score"]
+
+    def save_model(self, request: Any, obj: StarRating, form: Any, change: bool) -> None:
+        saved = services.star_rating_record(
+            org=obj.org,
+            year=obj.year,
+            score=obj.score,
+            satisfaction_score=obj.satisfaction_score,
+            stars=obj.stars,
+        )
+        obj.pk = saved.pk
+
+
+class CommitteeSeatForm(forms.ModelForm):
+    class Meta:
+        model = CommitteeSeat
+        fields = [
+            "org",
+            "person_name",
+            "unit_name",
+            "is_resident_unit_head",
+            "liaison_communities",
+            "liaison_units",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        org = data.get("org")
+        if org is not None:
+            if not org.is_enlarged:
+                raise ValidationError("该党组织不是大工委/大党委", code="seat_org_not_enlarged")
+            outside = [c.name for c in data.get("liaison_communities") or [] if c.street_id != org.street_id]
+            if outside:
+                raise ValidationError(
+                    f"分片联系社区 {'、'.join(outside)} 不在本街道内", code="seat_liaison_outside_street"
+                )
+        return data
+
+
+@admin.register(CommitteeSeat)
+class CommitteeSeatAdmin(admin.ModelAdmin):
+    form = CommitteeSeatForm
+    list_display = ["person_name", "unit_name", "org", "is_resident_unit_head"]
+    list_filter = ["is_resident_unit_head", "org__street"]
+    search_fields = ["person_name", "unit_name", "org__name"]
+    filter_horizontal = ["liaison_communities"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Enterprises
+
+
+class EnterpriseForm(forms.ModelForm):
+    class Meta:
+        model = Enterprise
+        fields = [
+            "name",
+            "kind",
+            "credit_code",
+            "building",
+            "geom",
+            "employee_count",
+            "covering_joint_branch",
+            "instructor",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        point, building = data.get("geom"), data.get("building")
+        if point is not None and not Community.objects.filter(geom__covers=point).exists():
+            raise ValidationError("该位置不在任何社区范围内", code="enterprise_outside_communities")
+        if point is None and building is None:
+            raise ValidationError("必须给出位置或所在楼栋", code="enterprise_location_missing")
+        branch = data.get("covering_joint_branch")
+        if branch is not None and branch.kind != PartyOrganisation.Kind.JOINT_BRANCH:
+            raise ValidationError("覆盖的党组织必须是联合党支部", code="enterprise_joint_branch_kind")
+        return data
+
+
+@admin.register(Enterprise)
+class EnterpriseAdmin(LeafletGeoAdmin):
+    form = EnterpriseForm
+    list_display = [
+        "name",
+        "kind",
+        "credit_code",
+        "community",
+        "employee_count",
+        "covering_joint_branch",
+        "instructor",
+    ]
+    list_filter = ["kind", "community__street", "community"]
+    search_fields = ["name", "credit_code"]
+    raw_id_fields = ["building", "covering_joint_branch", "instructor"]
+    readonly_fields = ["community"]
+    list_select_related = ["community", "covering_joint_branch", "instructor"]
+
+    def save_model(self, request: Any, obj: Enterprise, form: Any, change: bool) -> None:
+        data = {f: form.cleaned_data[f] for f in services.ENTERPRISE_FIELDS if f in form.cleaned_data}
+        # The form ran the same checks; only a concurrent change could make the service refuse now.
+        if change:
+            saved = services.enterprise_update(enterprise=obj, point=form.cleaned_data.get("geom"), **data)
+        else:
+            saved = services.enterprise_create(point=form.cleaned_data.get("geom"), **data)
+        obj.pk = saved.pk
+        obj.refresh_from_db()
+
+
+@admin.register(Cadre)
+class CadreAdmin(admin.ModelAdmin):
+    list_display = ["name", "unit_name", "street", "user"]
+    list_filter = ["street"]
+    search_fields = ["name", "unit_name"]
+    raw_id_fields = ["user"]
+
+
+# ---------------------------------------------------------------------------------------------
+# People: masked personal data
+
+
+class _PiiFormMixin(forms.ModelForm):
+    """Adds clear-value fields for sealed columns: blank keeps the stored value, a value replaces it."""
+
+    pii_fields: tuple[str, ...] = ()
+
+    def clean_pii(self, field: str, normaliser: Any) -> None:
+        value = (self.cleaned_data.get(field) or "").strip()
+        clear = self.cleaned_data.get(f"{field}_clear")
+        if clear:
+            self.cleaned_data[field] = ""
+            return
+        if not value:
+            self.cleaned_data[field] = None  # unchanged
+            return
+        try:
+            self.cleaned_data[field] = normaliser(value)
+        except GridError as exc:
+            self.add_error(field, _as_validation_error(exc))
+
+
+class PartyMemberForm(_PiiFormMixin):
+    id_number = forms.CharField(label="身份证号", required=False, help_text="填写则替换原值；留空保持不变")
+    id_number_clear = forms.BooleanField(label="清除身份证号", required=False)
+    phone = forms.CharField(label="联系电话", required=False, help_text="填写则替换原值；留空保持不变")
+    phone_clear = forms.BooleanField(label="清除联系电话", required=False)
+
+    class Meta:
+        model = PartyMember
+        fields = [
+            "name",
+            "gender",
+            "birth_date",
+            "joined_on",
+            "status",
+            "category",
+            "organisation",
+            "residence_building",
+            "work_unit",
+            "work_enterprise",
+            "reported_community",
+            "reported_on",
+            "dues_paid_through",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        self.clean_pii("id_number", pii.normalise_id_number)
+        self.clean_pii("phone", pii.normalise_phone)
+        if data.get("id_number"):
+            dup = PartyMember.objects.filter(id_number_hash=pii.keyed_hash(data["id_number"]))
+            if self.instance.pk:
+                dup = dup.exclude(pk=self.instance.pk)
+            if dup.exists():
+                self.add_error(
+                    "id_number", ValidationError("该身份证号已登记为党员", code="member_duplicate_id_number")
+                )
+        return data
+
+
+def _member_pii_kwargs(form: Any) -> dict[str, str]:
+    out = {}
+    for field in ("id_number", "phone"):
+        value = form.cleaned_data.get(field)
+        if value is not None:
+            out[field] = value
+    return out
+
+
+@admin.register(PartyMember)
+class PartyMemberAdmin(admin.ModelAdmin):
+    form = PartyMemberForm
+    list_display = [
+        "name",
+        "gender",
+        "status",
+        "category",
+        "organisation",
+        "id_number_display",
+        "phone_display",
+    ]
+    list_filter = ["status", "category", "gender", "organisation__street", "organisation__kind"]
+    search_fields = ["name", "work_unit"]
+    raw_id_fields = ["organisation", "residence_building", "work_enterprise", "reported_community"]
+    readonly_fields = ["id_number_display", "phone_display"]
+    list_select_related = ["organisation"]
+    fieldsets = [
+        (
+            None,
+            {"fields": ["name", "gender", "birth_date", "joined_on", "status", "category", "organisation"]},
+        ),
+        (
+            "个人信息（加密保存，仅显示脱敏值）",
+            {
+                "fields": [
+                    "id_number_display",
+                    "id_number",
+                    "id_number_clear",
+                    "phone_display",
+                    "phone",
+                    "phone_clear",
+                ]
+            },
+        ),
+        (
+            "居住与双报到",
+            {
+                "fields": [
+                    "residence_building",
+                    "work_unit",
+                    "work_enterprise",
+                    "reported_community",
+                    "reported_on",
+                ]
+            },
+        ),
+        ("党费", {"fields": ["dues_paid_through"]}),
+    ]
+
+    @admin.display(description="身份证号")
+    def id_number_display(self, obj: PartyMember) -> str:
+        return _masked_or_dash(obj.id_number_masked)
+
+    @admin.display(description="联系电话")
+    def phone_display(self, obj: PartyMember) -> str:
+        return _masked_or_dash(obj.phone_masked)
+
+    def get_search_results(self, request: Any, queryset: Any, search_term: str) -> tuple[Any, bool]:
+        """An exact ID number or phone finds the member through the keyed hash; text searches names."""
+        qs, distinct = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        for hasher in (pii.id_number_hash, pii.phone_hash):
+            try:
+                key = hasher(term)
+            except GridError:
+                continue
+            qs |= queryset.filter(id_number_hash=key) | queryset.filter(phone_hash=key)
+        return qs, distinct
+
+    def save_model(self, request: Any, obj: PartyMember, form: Any, change: bool) -> None:
+        data = {f: form.cleaned_data[f] for f in services.MEMBER_FIELDS if f in form.cleaned_data}
+        if change:
+            saved = services.party_member_update(member=obj, **data, **_member_pii_kwargs(form))
+        else:
+            saved = services.party_member_create(**data, **_member_pii_kwargs(form))
+        obj.pk = saved.pk
+        obj.refresh_from_db()
+
+
+class GridWorkerForm(_PiiFormMixin):
+    phone = forms.CharField(label="联系电话", required=False, help_text="填写则替换原值；留空保持不变")
+    phone_clear = forms.BooleanField(label="清除联系电话", required=False)
+
+    class Meta:
+        model = GridWorker
+        fields = ["name", "user", "full_time", "community", "grid_cells", "active"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        self.clean_pii("phone", pii.normalise_phone)
+        community = data.get("community")
+        if community is not None:
+            try:
+                services.grid_worker_check_cells(
+                    community_id=community.pk, cells=list(data.get("grid_cells") or [])
+                )
+            except GridError as exc:
+                self.add_error("grid_cells", _as_validation_error(exc))
+        return data
+
+
+@admin.register(GridWorker)
+class GridWorkerAdmin(admin.ModelAdmin):
+    form = GridWorkerForm
+    list_display = ["name", "community", "full_time", "active", "phone_display"]
+    list_filter = ["full_time", "active", "community__street", "community"]
+    search_fields = ["name"]
+    raw_id_fields = ["user", "community", "grid_cells"]
+    readonly_fields = ["phone_display"]
+    list_select_related = ["community"]
+
+    @admin.display(description="联系电话")
+    def phone_display(self, obj: GridWorker) -> str:
+        return _masked_or_dash(obj.phone_masked)
+
+    def save_model(self, request: Any, obj: GridWorker, form: Any, change: bool) -> None:
+        data = {
+            f: form.cleaned_data[f]
+            for f in ("name", "community", "full_time", "user")
+            if f in form.cleaned_data
+        }
+        extra = {"phone": form.cleaned_data["phone"]} if form.cleaned_data.get("phone") is not None else {}
+        cells = list(form.cleaned_data.get("grid_cells") or [])
+        if change:
+            saved = services.grid_worker_update(
+                worker=obj, grid_cells=cells, active=form.cleaned_data.get("active", True), **data, **extra
+            )
+        else:
+            saved = services.grid_worker_create(grid_cells=cells, **data, **extra)
+        obj.pk = saved.pk
+        obj.refresh_from_db()
+
+    def save_related(self, request: Any, form: Any, formsets: Any, change: bool) -> None:
+        for formset in formsets:  # grid cells were written by the service
+            self.save_formset(request, form, formset, change=change)
+
+
+@admin.register(StationedCadre)
+class StationedCadreAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "community",
+        "period_start",
+        "period_end",
+        "required_days_per_month",
+        "required_contacts_per_month",
+    ]
+    list_filter = ["community__street", "community"]
+    search_fields = ["name"]
+    raw_id_fields = ["user", "community"]
+    date_hierarchy = "period_start"

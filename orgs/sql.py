@@ -1,0 +1,148 @@
+"""Raw SQL the ORM cannot say well. Each statement says why it is raw; values only as parameters.
+
+Tree reads: the organisation tree is walked with recursive CTEs over the `parent_id` index. Why
+this and not nested sets / MPTT, a materialised path (ltree) or a closure table: a street's tree
+is small (hundreds to a few thousand nodes) and shallow (street → community → grid → building,
+≤ 6 levels), so a recursive walk is a few milliseconds, and it keeps no derived state: a
+re-parenting is one UPDATE of one row, with nothing (lft/rgt numbers, paths, closure rows) that
+can drift from the truth when someone edits a row outside the service. Every read is one query.
+`UNION` (not `UNION ALL`) in the descendant walk makes even a corrupt cycle terminate; the
+ancestor walk carries its depth and stops at MAX_DEPTH for the same reason.
+
+Table names come from the models' Meta so a rename cannot silently break these statements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from django.db import connection
+
+from grid.models import Community
+from orgs.models import Enterprise, PartyMember, PartyOrganisation
+
+ORG = PartyOrganisation._meta.db_table
+MEMBER = PartyMember._meta.db_table
+ENTERPRISE = Enterprise._meta.db_table
+COMMUNITY = Community._meta.db_table
+
+MAX_DEPTH = 32
+
+# Ids of an organisation and all its descendants. Used as `id__in=RawSQL(...)` so the caller
+# keeps a composable queryset and the database still does the whole walk in the one query.
+SUBTREE_IDS = f"""
+    WITH RECURSIVE sub(id) AS (
+        SELECT id FROM "{ORG}" WHERE id = %s
+        UNION
+        SELECT c.id FROM "{ORG}" c JOIN sub ON c.parent_id = sub.id
+    )
+    SELECT id FROM sub
+"""  # noqa: S608 - table name from the model
+
+# An organisation's ancestors, root first, as full rows (for Manager.raw) with their distance.
+ANCESTORS = f"""
+    WITH RECURSIVE anc(id, parent_id, depth) AS (
+        SELECT id, parent_id, 0 FROM "{ORG}" WHERE id = %s
+        UNION ALL
+        SELECT p.id, p.parent_id, anc.depth + 1
+        FROM "{ORG}" p JOIN anc ON p.id = anc.parent_id
+        WHERE anc.depth < {MAX_DEPTH}
+    )
+    SELECT o.*, anc.depth AS distance FROM anc JOIN "{ORG}" o ON o.id = anc.id
+    WHERE anc.depth > 0
+    ORDER BY anc.depth DESC
+"""  # noqa: S608 - table name and a constant
+
+
+def _street_filter(alias: str, street_id: int | None) -> tuple[str, list[object]]:
+    if street_id is None:
+        return "", []
+    return f" AND {alias}.street_id = %s", [street_id]
+
+
+def org_member_counts(*, street_id: int | None, levels: Sequence[str]) -> list[dict[str, object]]:
+    """Members (all, and full only) of each organisation at `levels`, counting its whole subtree.
+
+    A 党委's members are those of its branches and groups too, so a per-org Count is not enough:
+    this builds the (ancestor, descendant) pairs of the candidate orgs with one recursive CTE and
+    counts members in the same statement.
+    """
+    where, params = _street_filter("o", street_id)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH RECURSIVE closure(ancestor_id, id) AS (
+                SELECT o.id, o.id FROM "{ORG}" o WHERE o.level = ANY(%s){where}
+                UNION
+                SELECT cl.ancestor_id, c.id FROM "{ORG}" c JOIN closure cl ON c.parent_id = cl.id
+            )
+            SELECT o.id, o.name, o.kind, o.level, o.parent_id, p.name AS parent_name,
+                   count(m.id) AS members,
+                   count(m.id) FILTER (WHERE m.status = 'full') AS full_members
+            FROM closure cl
+            JOIN "{ORG}" o ON o.id = cl.ancestor_id
+            LEFT JOIN "{ORG}" p ON p.id = o.parent_id
+            LEFT JOIN "{MEMBER}" m ON m.organisation_id = cl.id
+            GROUP BY o.id, p.id
+            ORDER BY o.code
+            """,  # noqa: S608 - table names from models; values are parameters
+            [list(levels), *params],
+        )
+        cols = [c.name for c in cursor.description]
+        return [dict(zip(cols, row, strict=True)) for row in cursor.fetchall()]
+
+
+def org_terms_ending_by(*, street_id: int | None, until: date) -> list[dict[str, object]]:
+    """Organisations whose current term ends on or before `until` (overdue ones included).
+
+    Raw because the end of a term is `start + term_years years` (a per-row interval), which the
+    ORM has no expression for; `make_interval` keeps 29 February terms honest.
+    """
+    where, params = _street_filter("o", street_id)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT * FROM (
+                SELECT o.id, o.name, o.kind, o.parent_id, p.name AS parent_name, o.term_started_on,
+                       o.term_years,
+                       (o.term_started_on + make_interval(years => o.term_years))::date AS term_ends_on
+                FROM "{ORG}" o LEFT JOIN "{ORG}" p ON p.id = o.parent_id
+                WHERE o.term_started_on IS NOT NULL{where}
+            ) t
+            WHERE t.term_ends_on <= %s
+            ORDER BY t.term_ends_on, t.id
+            """,  # noqa: S608 - table name from the model; values are parameters
+            [*params, until],
+        )
+        cols = [c.name for c in cursor.description]
+        return [dict(zip(cols, row, strict=True)) for row in cursor.fetchall()]
+
+
+def enterprises_locate(enterprise_ids: Sequence[int] | None) -> int:
+    """Set each enterprise's community to the one whose boundary covers its point, set-based.
+
+    ST_Covers (not Contains) so a point on a boundary still belongs somewhere; where two
+    communities share that edge the lower code wins, so the answer is stable. Returns the number
+    of rows whose community changed.
+    """
+    where = "WHERE e.id = ANY(%s)" if enterprise_ids is not None else ""
+    params: list[object] = [list(enterprise_ids)] if enterprise_ids is not None else []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH located AS (
+                SELECT e.id, (
+                    SELECT c.id FROM "{COMMUNITY}" c
+                    WHERE ST_Covers(c.geom, e.geom)
+                    ORDER BY c.code LIMIT 1
+                ) AS community_id
+                FROM "{ENTERPRISE}" e {where}
+            )
+            UPDATE "{ENTERPRISE}" e SET community_id = located.community_id
+            FROM located
+            WHERE e.id = located.id AND e.community_id IS DISTINCT FROM located.community_id
+            """,  # noqa: S608 - table names from models; values are parameters
+            params,
+        )
+        return cursor.rowcount

@@ -1,0 +1,211 @@
+"""The demo data set: `demo_build` generates the space (data/demo_space.py) and writes it.
+
+Idempotent by design: every table is upserted by code and a row that already holds the same
+values is not touched, grid boundaries go through the grid service (which makes no new version
+for an unchanged shape), and whatever an earlier run of another scale or seed left under the
+generator's streets is deleted. The database then holds exactly the requested data set for
+霞山区, whatever ran before: `demo` after `district` shrinks it back to 海滨街道, and `district`
+after `demo` keeps 海滨街道 untouched (its blocks, codes and shapes are the same in both scales).
+
+Everything happens in one transaction: a failed run leaves the previous data set as it was.
+Later stages (organisations, members, visits) build on the ids returned in `DemoSummary.space`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+import shapely
+from django.contrib.gis.geos import GEOSGeometry
+from django.db import transaction
+
+from data import demo_names, demo_space
+from data import sql as demo_sql
+from data.demo_space import ADCODE, DemoGeometryError, DemoSpace
+from grid import services as grid_services
+from grid import sql as grid_sql
+from grid.audit import audit_record
+
+Progress = Callable[[str], None]
+
+BOUNDARY_VALID_FROM = date(2024, 1, 1)
+BOUNDARY_NOTE = "演示数据"
+# Every street code the generator can produce; rows under other streets are never touched.
+MANAGED_STREET_CODES = [f"{ADCODE}{suffix}" for suffix in sorted(demo_names.STREET_NAMES)]
+
+__all__ = ["DemoGeometryError", "DemoSpaceIds", "DemoSummary", "demo_build"]
+
+
+@dataclass(frozen=True)
+class DemoSpaceIds:
+    """What the space stage made, for the stages that hang organisations and people on it."""
+
+    street_ids: dict[str, int]
+    community_ids: dict[str, int]
+    grid_ids: dict[str, int]
+    grid_codes_by_community: dict[str, list[str]]
+    building_codes_by_community: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    scale: str
+    seed: int
+    streets: int
+    communities: int
+    grid_cells: int
+    buildings: int
+    households: int
+    service_centres: int
+    created: dict[str, int]
+    updated: dict[str, int]
+    deleted: dict[str, int]
+    boundaries_created: int
+    boundaries_changed: int
+    boundaries_unchanged: int
+    seconds: float
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    space: DemoSpaceIds | None = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(
+            sum(self.created.values()) + sum(self.updated.values()) + sum(self.deleted.values())
+            + self.boundaries_created + self.boundaries_changed
+        )
+
+
+class _Clock:
+    def __init__(self, progress: Progress | None) -> None:
+        self._say = progress or (lambda _msg: None)
+        self._start = self._last = time.monotonic()
+        self.stages: dict[str, float] = {}
+
+    def __call__(self, message: str) -> None:
+        now = time.monotonic()
+        self.stages[message] = round(now - self._last, 2)
+        self._say(f"{message}（{now - self._last:.1f} 秒）")
+        self._last = now
+
+    @property
+    def total(self) -> float:
+        return round(time.monotonic() - self._start, 2)
+
+
+def _hex(geoms: object) -> list[str]:
+    return list(shapely.to_wkb(shapely.set_srid(geoms, 4326), hex=True, include_srid=True))
+
+
+def _stage(space: DemoSpace) -> None:
+    s_geoms = _hex([s.geom for s in space.streets])
+    demo_sql.stage("demo_street_stage", ["code", "name", "district_adcode", "geom"],
+                   [(s.code, s.name, ADCODE, g) for s, g in zip(space.streets, s_geoms, strict=True)])
+    c_geoms = _hex([c.geom for c in space.communities])
+    demo_sql.stage("demo_community_stage", ["code", "street_code", "name", "residents", "geom"],
+                   [(c.code, c.street_code, c.name, c.residents, g)
+                    for c, g in zip(space.communities, c_geoms, strict=True)])
+    demo_sql.stage("demo_cell_stage", ["code", "community_code", "name"],
+                   [(g.code, g.community_code, g.name) for g in space.grids])
+    b = space.buildings
+    demo_sql.stage(
+        "demo_building_stage",
+        ["code", "name", "address", "kind", "community_code", "households", "floors", "geom"],
+        zip(b.code, b.name, b.address, b.kind, b.community_code, b.households.tolist(), b.floors.tolist(),
+            _hex(b.geom), strict=True),
+    )
+    p_geoms = _hex([c.geom for c in space.centres])
+    demo_sql.stage(
+        "demo_centre_stage",
+        ["code", "name", "level", "street_code", "community_code", "address", "service_radius_m", "geom"],
+        [(c.code, c.name, c.level, c.street_code, c.community_code, c.address, c.service_radius_m, g)
+         for c, g in zip(space.centres, p_geoms, strict=True)],
+    )
+
+
+@transaction.atomic
+def _write(space: DemoSpace, clock: _Clock) -> tuple[dict[str, dict[str, int]], object, DemoSpaceIds]:
+    _stage(space)
+    clock("暂存到临时表（COPY）")
+    deleted = demo_sql.delete_stale(managed_street_codes=MANAGED_STREET_CODES)
+    clock("清理旧演示数据")
+    created: dict[str, int] = {}
+    updated: dict[str, int] = {}
+    touched: set[int] = set()
+    for name, fn in (("streets", demo_sql.upsert_streets), ("communities", demo_sql.upsert_communities),
+                     ("grid_cells", demo_sql.upsert_cells), ("buildings", demo_sql.upsert_buildings),
+                     ("service_centres", demo_sql.upsert_centres)):
+        created[name], updated[name], communities = fn()
+        if name in ("buildings", "service_centres"):
+            touched.update(communities)
+    clock(f"写入街道、社区、网格、楼栋 {len(space.buildings)}、党群服务中心")
+
+    grid_ids = demo_sql.ids_by_code(demo_sql.CELL, [g.code for g in space.grids])
+    shapes = {grid_ids[g.code]: GEOSGeometry(shapely.to_wkb(g.geom, hex=True), srid=4326) for g in space.grids}
+    result = grid_services.grid_boundaries_set(shapes=shapes, valid_from=BOUNDARY_VALID_FROM, note=BOUNDARY_NOTE)
+    clock(f"写入网格边界 {len(shapes)} 个（版本化、分块、楼栋归属网格）")
+    comm_ids = demo_sql.ids_by_code(demo_sql.COMMUNITY, [c.code for c in space.communities])
+    if touched and not result.changed_boundary_ids:
+        # The boundary write reassigns buildings only when a boundary changed; new or moved
+        # buildings under unchanged boundaries still need their grid.
+        grid_services.buildings_reassign(community_ids=sorted(touched))
+        clock("楼栋归属网格")
+    if touched:
+        grid_sql.bump_data_versions(sorted(touched))
+
+    ids = DemoSpaceIds(
+        street_ids=demo_sql.ids_by_code(demo_sql.STREET, [s.code for s in space.streets]),
+        community_ids=comm_ids,
+        grid_ids=grid_ids,
+        grid_codes_by_community={c.code: [] for c in space.communities},
+        building_codes_by_community={c.code: [] for c in space.communities},
+    )
+    for g in space.grids:
+        ids.grid_codes_by_community[g.community_code].append(g.code)
+    for code, comm in zip(space.buildings.code, space.buildings.community_code, strict=True):
+        ids.building_codes_by_community[comm].append(code)
+
+    counts = {"created": created, "updated": updated, "deleted": deleted}
+    if any(sum(v.values()) for v in counts.values()) or result.changed_boundary_ids:
+        audit_record(
+            action="import",
+            object_type="demo_data",
+            object_id=f"{space.scale}:{space.seed}",
+            summary=f"生成演示数据（{space.scale}，种子 {space.seed}）：新增 {sum(created.values())}，"
+            f"更新 {sum(updated.values())}，删除 {sum(deleted.values())}",
+            changes=counts,
+        )
+    return counts, result, ids
+
+
+def demo_build(*, scale: str, seed: int, progress: Progress | None = None) -> DemoSummary:
+    """Make the database hold the demo data set of `scale` ("demo" or "district") for `seed`.
+
+    The same scale and seed always give the same data; running twice changes nothing the second
+    time. Raises DemoGeometryError (before writing anything) if the generated space breaks its
+    own invariants.
+    """
+    clock = _Clock(progress)
+    space = demo_space.build_space(scale=scale, seed=seed, progress=clock)
+    counts, result, ids = _write(space, clock)
+    return DemoSummary(
+        scale=scale,
+        seed=seed,
+        streets=len(space.streets),
+        communities=len(space.communities),
+        grid_cells=len(space.grids),
+        buildings=len(space.buildings),
+        households=int(space.buildings.households.sum()),
+        service_centres=len(space.centres),
+        created=counts["created"],
+        updated=counts["updated"],
+        deleted=counts["deleted"],
+        boundaries_created=result.created,
+        boundaries_changed=result.redrawn + result.corrected,
+        boundaries_unchanged=result.unchanged,
+        seconds=clock.total,
+        stage_seconds=clock.stages,
+        space=ids,
+    )

@@ -156,32 +156,35 @@ def assign_buildings_to_grids(community_ids: Sequence[int] | None) -> int:
     """Give each building of these communities (all when None) the current grid of its community
     that holds the largest share of its footprint; buildings no grid touches get NULL.
 
-    Raw because DISTINCT ON with an ORDER BY on an expression, inside UPDATE … FROM, has no ORM
-    form. Areas are compared in degrees²: only their order matters, and within one building the
+    Raw because a LATERAL pick-the-best subquery inside UPDATE … FROM has no ORM form. The LATERAL
+    form matters: written as a CTE with DISTINCT ON, PostgreSQL materialised the CTE, lost its row
+    estimate and joined every building with every grid cell (60 s for 94k buildings; 12 s this
+    way, one GiST probe per building — see BENCHMARKS.md).
+    Areas are compared in degrees²: only their order matters, and within one building the
     cos(latitude) factor is the same for every candidate. Buildings wholly inside one boundary
     (the common case) skip the costly ST_Intersection. Returns how many buildings changed grid.
     """
-    where = "b.community_id = ANY(%(ids)s)" if community_ids is not None else "TRUE"
+    where = "s.community_id = ANY(%(ids)s)" if community_ids is not None else "TRUE"
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            WITH scope AS (
-                SELECT b.id, b.community_id, b.geom, b.grid_cell_id FROM "{BUILDING}" b WHERE {where}
-            ),
-            best AS (
-                SELECT DISTINCT ON (s.id) s.id AS building_id, gb.cell_id
-                FROM scope s
-                JOIN "{CELL}" c ON c.community_id = s.community_id
-                JOIN "{BOUNDARY}" gb ON gb.cell_id = c.id AND upper_inf(gb.valid)
-                     AND gb.geom && s.geom AND ST_Intersects(gb.geom, s.geom)
-                ORDER BY s.id,
-                         CASE WHEN ST_CoveredBy(s.geom, gb.geom) THEN ST_Area(s.geom)
-                              ELSE ST_Area(ST_Intersection(s.geom, gb.geom)) END DESC,
-                         gb.cell_id
-            )
             UPDATE "{BUILDING}" b SET grid_cell_id = best.cell_id
-            FROM scope LEFT JOIN best ON best.building_id = scope.id
-            WHERE b.id = scope.id AND b.grid_cell_id IS DISTINCT FROM best.cell_id
+            FROM (
+                SELECT s.id, pick.cell_id
+                FROM "{BUILDING}" s
+                LEFT JOIN LATERAL (
+                    SELECT gb.cell_id
+                    FROM "{BOUNDARY}" gb
+                    JOIN "{CELL}" c ON c.id = gb.cell_id AND c.community_id = s.community_id
+                    WHERE upper_inf(gb.valid) AND gb.geom && s.geom AND ST_Intersects(gb.geom, s.geom)
+                    ORDER BY CASE WHEN ST_CoveredBy(s.geom, gb.geom) THEN ST_Area(s.geom)
+                                  ELSE ST_Area(ST_Intersection(s.geom, gb.geom)) END DESC,
+                             gb.cell_id
+                    LIMIT 1
+                ) pick ON TRUE
+                WHERE {where}
+            ) best
+            WHERE b.id = best.id AND b.grid_cell_id IS DISTINCT FROM best.cell_id
             """,  # noqa: S608 - table names from models, filter chosen from two literals
             {"ids": list(community_ids) if community_ids is not None else None},
         )

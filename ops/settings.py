@@ -187,9 +187,11 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
-        # Tablets hold a token; deleting it (admin, or POST /api/auth/logout/) revokes the device.
+        # Tablets hold a token; deleting it (admin, or POST /api/auth/token/revoke/) revokes the
+        # device. First in the list so that a missing or revoked token answers 401 with
+        # WWW-Authenticate: Token, not 403.
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.BasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

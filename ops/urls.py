@@ -3,6 +3,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from ops.auth_api import TokenObtainApi, TokenRevokeApi
+
 admin.site.site_header = "网格通 · 街道网格化管理"
 admin.site.site_title = "网格通"
 admin.site.index_title = "管理首页"
@@ -12,5 +14,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/auth/token/", TokenObtainApi.as_view(), name="auth-token"),
+    path("api/auth/token/revoke/", TokenRevokeApi.as_view(), name="auth-token-revoke"),
     path("api/", include("grid.urls")),
 ]

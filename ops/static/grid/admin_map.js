@@ -12,6 +12,9 @@
     return;
   }
 
+  L.Control.Zoom.prototype.options.zoomInTitle = "放大";
+  L.Control.Zoom.prototype.options.zoomOutTitle = "缩小";
+
   var CONTEXT_STYLES = {
     street: { color: "#8a8f98", weight: 1.5, dashArray: "6 4", fillOpacity: 0 },
     community: { color: "#6b7280", weight: 2, dashArray: "6 4", fillColor: "#9ca3af", fillOpacity: 0.06 },
@@ -20,16 +23,8 @@
   };
 
   function readContext(fieldid) {
-    var node = document.getElementById(fieldid + "-context");
-    if (!node) {
-      return null;
-    }
-    try {
-      var features = JSON.parse(node.textContent);
-      return features && features.length ? { type: "FeatureCollection", features: features } : null;
-    } catch (e) {
-      return null;
-    }
+    var features = readJSON(fieldid + "-context");
+    return features && features.length ? { type: "FeatureCollection", features: features } : null;
   }
 
   L.WanggeGeometryField = L.GeometryField.extend({
@@ -57,11 +52,63 @@
         bounds = this._contextLayer.getBounds();
       }
       if (bounds && bounds.isValid()) {
-        var maxZoom = map.getMaxZoom();
+        var maxZoom = Math.min(map.getMaxZoom(), 18);
         map.fitBounds(bounds, { padding: [30, 30], maxZoom: isFinite(maxZoom) ? maxZoom : 19 });
       }
     }
   });
+
+  function readJSON(id) {
+    var node = document.getElementById(id);
+    if (!node) {
+      return null;
+    }
+    try {
+      return JSON.parse(node.textContent);
+    } catch (e) {
+      return null;
+    }
+  }
+
+  // Read-only maps (grid/readonly_map.html): the geometry, its context, no editing tools.
+  function drawReadonlyMap(el) {
+    var maxZoom = parseInt(el.getAttribute("data-max-zoom"), 10) || 19;
+    var map = L.map(el, { maxZoom: maxZoom, zoomControl: true });
+    map.attributionControl.setPrefix("");
+    (readJSON(el.id + "-tiles") || []).forEach(function (tile) {
+      L.tileLayer(tile[1], L.Util.extend({ maxZoom: maxZoom }, tile[2] || {})).addTo(map);
+    });
+    L.control.scale({ imperial: false }).addTo(map);
+    var context = readJSON(el.id + "-context");
+    if (context && context.length) {
+      L.geoJSON({ type: "FeatureCollection", features: context }, {
+        interactive: false,
+        style: function (feature) {
+          return CONTEXT_STYLES[feature.properties.kind] || CONTEXT_STYLES.grid;
+        }
+      }).addTo(map);
+    }
+    var geometry = readJSON(el.id + "-geometry");
+    var layer = L.geoJSON(geometry, { style: { color: "#2563eb", weight: 2.5, fillOpacity: 0.2 } }).addTo(map);
+    var bounds = layer.getBounds();
+    if (bounds.isValid()) {
+      map.fitBounds(bounds, { padding: [30, 30], maxZoom: Math.min(maxZoom, 18) });
+    } else {
+      map.setView([0, 0], 2);
+    }
+  }
+
+  function drawReadonlyMaps() {
+    var maps = document.querySelectorAll(".wangge-readonly-map");
+    for (var i = 0; i < maps.length; i++) {
+      drawReadonlyMap(maps[i]);
+    }
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", drawReadonlyMaps);
+  } else {
+    drawReadonlyMaps();
+  }
 
   if (L.drawLocal) {
     var d = L.drawLocal.draw, e = L.drawLocal.edit;
@@ -93,4 +140,5 @@
     e.handlers.remove.tooltip.text = "单击要删除的图形。";
   }
   L.GeometryField.unsavedText = "地图上的图形尚未保存";
+
 })();

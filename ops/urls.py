@@ -17,4 +17,5 @@ urlpatterns = [
     path("api/auth/token/", TokenObtainApi.as_view(), name="auth-token"),
     path("api/auth/token/revoke/", TokenRevokeApi.as_view(), name="auth-token-revoke"),
     path("api/", include("grid.urls")),
+    path("api/", include("orgs.urls")),
 ]

@@ -9,6 +9,9 @@ needs); `party_org_check` guards what spans rows — the tree agrees with space:
 The same function serves the admin's form validation, so people see the same Chinese message and
 stable code that an API client gets.
 
+Every write records one audit row (grid.audit) in its own transaction: personal data appears in
+it only as "changed", never as a value.
+
 Races: a write locks the parent row (SELECT ... FOR UPDATE) before checking against it, and an
 update locks the row itself, so a concurrent re-attachment of the parent cannot slip between the
 check and the write. The kind hierarchy (a child's allowed parent kinds are all "higher" kinds)
@@ -26,7 +29,8 @@ from django.conf import settings
 from django.contrib.gis.geos import Point
 from django.db import IntegrityError, transaction
 
-from grid.models import STORAGE_SRID, Building, Community, GridCell, Street
+from grid.audit import audit_record
+from grid.models import STORAGE_SRID, AuditEvent, Building, Community, GridCell, Street
 from orgs import pii, sql
 from orgs.errors import AttachmentInvalid, DuplicatePerson, OrgError, TreeMismatch
 from orgs.models import (
@@ -108,6 +112,73 @@ def default_term_years(kind: str) -> int:
 
 def _kind_label(kind: str) -> str:
     return Kind(kind).label
+
+
+# ---------------------------------------------------------------------------------------------
+# Audit
+
+
+def _plain(value: Any) -> Any:
+    """A field value as JSON: related objects by id, dates as ISO text, decimals as text."""
+    if hasattr(value, "pk"):
+        return value.pk
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _snapshot(obj: Any, fields: Iterable[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in fields:
+        field = obj._meta.get_field(name)
+        out[name] = getattr(obj, field.attname) if field.is_relation else _plain(getattr(obj, name))
+    return out
+
+
+def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    return {k: [before[k], after[k]] for k in after if before.get(k) != after[k]}
+
+
+def _audit(
+    action: str,
+    obj: Any,
+    summary: str,
+    *,
+    changes: dict[str, Any] | None = None,
+    street_id: int | None = None,
+) -> None:
+    audit_record(
+        action=action,
+        object_type=obj._meta.label,
+        object_id=obj.pk,
+        summary=summary,
+        changes=changes,
+        street_id=street_id,
+    )
+
+
+def _community_street_id(community_id: int | None) -> int | None:
+    if community_id is None:
+        return None
+    return Community.objects.values_list("street_id", flat=True).filter(pk=community_id).first()
+
+
+def _member_street_id(member: PartyMember) -> int | None:
+    if member.organisation_id is not None:
+        return (
+            PartyOrganisation.objects.values_list("street_id", flat=True)
+            .filter(pk=member.organisation_id)
+            .first()
+        )
+    if member.residence_building_id is not None:
+        return (
+            Building.objects.values_list("community__street_id", flat=True)
+            .filter(pk=member.residence_building_id)
+            .first()
+        )
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,7 +407,12 @@ def party_org_create(
         secretary=secretary,
         is_enlarged=is_enlarged,
     )
-    _save_org(org, list(buildings), update_fields=None)
+    building_list = list(buildings)
+    _save_org(org, building_list, update_fields=None)
+    changes = _snapshot(org, sorted(ORG_FIELDS))
+    if building_list:
+        changes["buildings"] = sorted(b.pk for b in building_list)
+    _audit(AuditEvent.Action.CREATE, org, f"新增党组织“{org.name}”", changes=changes, street_id=org.street_id)
     return org
 
 
@@ -349,11 +425,24 @@ def party_org_update(
     if unknown:
         raise OrgError(f"不能修改字段：{'、'.join(sorted(unknown))}", code="org_field_unknown")
     locked = PartyOrganisation.objects.select_for_update().get(pk=org.pk)
+    before = _snapshot(locked, changes)
+    old_buildings = sorted(locked.buildings.values_list("pk", flat=True)) if buildings is not None else []
     for field, value in changes.items():
         setattr(locked, field, value)
     if "term_years" in changes and not changes["term_years"]:
         locked.term_years = default_term_years(locked.kind)
-    _save_org(locked, list(buildings) if buildings is not None else None, update_fields=None)
+    building_list = list(buildings) if buildings is not None else None
+    _save_org(locked, building_list, update_fields=None)
+    diff = _diff(before, _snapshot(locked, changes))
+    if building_list is not None and sorted(b.pk for b in building_list) != old_buildings:
+        diff["buildings"] = [old_buildings, sorted(b.pk for b in building_list)]
+    _audit(
+        AuditEvent.Action.UPDATE,
+        locked,
+        f"修改党组织“{locked.name}”",
+        changes=diff,
+        street_id=locked.street_id,
+    )
     return locked
 
 
@@ -368,6 +457,13 @@ def party_org_flag_weak(
     rect = Rectification.objects.create(org=locked, flagged_on=flagged_on, reasons=reasons, measures=measures)
     locked.weak = True
     locked.save(update_fields=["weak", "updated_at"])
+    _audit(
+        AuditEvent.Action.CREATE,
+        rect,
+        f"认定“{locked.name}”为软弱涣散党组织",
+        changes={"org": locked.pk, "flagged_on": flagged_on.isoformat(), "reasons": reasons},
+        street_id=locked.street_id,
+    )
     return rect
 
 
@@ -382,6 +478,14 @@ def rectification_convert(*, rectification: Rectification, converted_on: date) -
     rect.converted_on = converted_on
     rect.save(update_fields=["converted_on"])
     PartyOrganisation.objects.filter(pk=rect.org_id).update(weak=False)
+    org_name, street_id = PartyOrganisation.objects.values_list("name", "street_id").get(pk=rect.org_id)
+    _audit(
+        AuditEvent.Action.UPDATE,
+        rect,
+        f"“{org_name}”整顿转化",
+        changes={"converted_on": [None, converted_on.isoformat()]},
+        street_id=street_id,
+    )
     return rect
 
 
@@ -416,15 +520,19 @@ def star_rating_record(
     if stars is not None and not 1 <= stars <= 5:
         raise OrgError("星级应为1–5", code="rating_stars_range")
     total = star_total(score=score, satisfaction_score=satisfaction_score)
-    rating, _ = StarRating.objects.update_or_create(
-        org=org,
-        year=year,
-        defaults={
-            "score": score,
-            "satisfaction_score": satisfaction_score,
-            "total_score": total,
-            "stars": stars or stars_for_total(total),
-        },
+    values = {
+        "score": score,
+        "satisfaction_score": satisfaction_score,
+        "total_score": total,
+        "stars": stars or stars_for_total(total),
+    }
+    rating, created = StarRating.objects.update_or_create(org=org, year=year, defaults=values)
+    _audit(
+        AuditEvent.Action.CREATE if created else AuditEvent.Action.UPDATE,
+        rating,
+        f"“{org.name}”{year}年度星级评定：{rating.stars}星",
+        changes={"year": year, **{k: _plain(v) for k, v in values.items()}},
+        street_id=org.street_id,
     )
     return rating
 
@@ -491,7 +599,15 @@ def enterprise_create(
         covering_joint_branch=covering_joint_branch,
         instructor=instructor,
     )
-    return _locate_and_check(enterprise)
+    enterprise = _locate_and_check(enterprise)
+    _audit(
+        AuditEvent.Action.CREATE,
+        enterprise,
+        f"新增两新组织“{enterprise.name}”",
+        changes=_snapshot(enterprise, sorted(ENTERPRISE_FIELDS | {"community"})),
+        street_id=_community_street_id(enterprise.community_id),
+    )
+    return enterprise
 
 
 ENTERPRISE_FIELDS = {
@@ -511,6 +627,9 @@ def enterprise_update(*, enterprise: Enterprise, point: Point | None = None, **c
     if unknown:
         raise OrgError(f"不能修改字段：{'、'.join(sorted(unknown))}", code="enterprise_field_unknown")
     locked = Enterprise.objects.select_for_update().get(pk=enterprise.pk)
+    watched = sorted(set(changes) | {"community"})
+    before = _snapshot(locked, watched)
+    before_geom = locked.geom.ewkt
     for field, value in changes.items():
         setattr(locked, field, value)
     if "credit_code" in changes:
@@ -525,7 +644,18 @@ def enterprise_update(*, enterprise: Enterprise, point: Point | None = None, **c
     if point is not None or "building" in changes:
         locked.geom = _enterprise_point(point, locked.building if point is None else None)
     locked.save()
-    return _locate_and_check(locked)
+    locked = _locate_and_check(locked)
+    diff = _diff(before, _snapshot(locked, watched))
+    if locked.geom.ewkt != before_geom:
+        diff["geom"] = [before_geom, locked.geom.ewkt]
+    _audit(
+        AuditEvent.Action.UPDATE,
+        locked,
+        f"修改两新组织“{locked.name}”",
+        changes=diff,
+        street_id=_community_street_id(locked.community_id),
+    )
+    return locked
 
 
 @transaction.atomic
@@ -619,7 +749,17 @@ def party_member_create(
     )
     _apply_pii(member, "id_number", id_number, pii.seal_id_number)
     _apply_pii(member, "phone", phone, pii.seal_phone)
-    return _save_member(member)
+    _save_member(member)
+    changes = _snapshot(member, sorted(MEMBER_FIELDS))
+    changes |= {"id_number": "已填写" if id_number else "", "phone": "已填写" if phone else ""}
+    _audit(
+        AuditEvent.Action.CREATE,
+        member,
+        f"新增党员“{member.name}”",
+        changes=changes,
+        street_id=_member_street_id(member),
+    )
+    return member
 
 
 MEMBER_FIELDS = {
@@ -648,13 +788,28 @@ def party_member_update(
     if unknown:
         raise OrgError(f"不能修改字段：{'、'.join(sorted(unknown))}", code="member_field_unknown")
     locked = PartyMember.objects.select_for_update().get(pk=member.pk)
+    before = _snapshot(locked, changes)
+    old_hashes = {"id_number": locked.id_number_hash, "phone": locked.phone_hash}
     for field, value in changes.items():
         setattr(locked, field, value)
     if id_number is not UNSET:
         _apply_pii(locked, "id_number", id_number, pii.seal_id_number)
     if phone is not UNSET:
         _apply_pii(locked, "phone", phone, pii.seal_phone)
-    return _save_member(locked)
+    _save_member(locked)
+    diff = _diff(before, _snapshot(locked, changes))
+    for field, old_hash in old_hashes.items():
+        # The audit log says that personal data changed, never what it was or became.
+        if getattr(locked, f"{field}_hash") != old_hash:
+            diff[field] = "已修改"
+    _audit(
+        AuditEvent.Action.UPDATE,
+        locked,
+        f"修改党员“{locked.name}”",
+        changes=diff,
+        street_id=_member_street_id(locked),
+    )
+    return locked
 
 
 def grid_worker_check_cells(*, community_id: int, cells: Sequence[GridCell]) -> None:
@@ -684,6 +839,15 @@ def grid_worker_create(
     _apply_pii(worker, "phone", phone, pii.seal_phone)
     worker.save()
     worker.grid_cells.set(cells)
+    changes = _snapshot(worker, ["name", "community", "full_time", "user", "active"])
+    changes |= {"grid_cells": sorted(c.pk for c in cells), "phone": "已填写" if phone else ""}
+    _audit(
+        AuditEvent.Action.CREATE,
+        worker,
+        f"新增网格员“{worker.name}”",
+        changes=changes,
+        street_id=community.street_id,
+    )
     return worker
 
 
@@ -699,6 +863,9 @@ def grid_worker_update(
     if unknown:
         raise OrgError(f"不能修改字段：{'、'.join(sorted(unknown))}", code="worker_field_unknown")
     locked = GridWorker.objects.select_for_update().get(pk=worker.pk)
+    before = _snapshot(locked, changes)
+    old_cells = sorted(locked.grid_cells.values_list("pk", flat=True))
+    old_phone = locked.phone_hash
     for field, value in changes.items():
         setattr(locked, field, value)
     cells = list(grid_cells) if grid_cells is not None else list(locked.grid_cells.all())
@@ -707,12 +874,32 @@ def grid_worker_update(
         _apply_pii(locked, "phone", phone, pii.seal_phone)
     locked.save()
     locked.grid_cells.set(cells)
+    diff = _diff(before, _snapshot(locked, changes))
+    if sorted(c.pk for c in cells) != old_cells:
+        diff["grid_cells"] = [old_cells, sorted(c.pk for c in cells)]
+    if locked.phone_hash != old_phone:
+        diff["phone"] = "已修改"
+    _audit(
+        AuditEvent.Action.UPDATE,
+        locked,
+        f"修改网格员“{locked.name}”",
+        changes=diff,
+        street_id=_community_street_id(locked.community_id),
+    )
     return locked
 
 
 @transaction.atomic
 def cadre_create(*, name: str, street: Street, unit_name: str = "", user: Any = None) -> Cadre:
-    return Cadre.objects.create(name=name, street=street, unit_name=unit_name, user=user)
+    cadre = Cadre.objects.create(name=name, street=street, unit_name=unit_name, user=user)
+    _audit(
+        AuditEvent.Action.CREATE,
+        cadre,
+        f"新增干部“{cadre.name}”",
+        changes=_snapshot(cadre, ["name", "street", "unit_name", "user"]),
+        street_id=street.pk,
+    )
+    return cadre
 
 
 @transaction.atomic
@@ -726,11 +913,7 @@ def stationed_cadre_create(
     required_contacts_per_month: int = 10,
     user: Any = None,
 ) -> StationedCadre:
-    if period_end is not None and period_end < period_start:
-        raise OrgError("驻点结束日期不能早于开始日期", code="stationed_period_order")
-    if not 0 <= required_days_per_month <= 31:
-        raise OrgError("每月应驻点天数应在0–31之间", code="stationed_days_range")
-    return StationedCadre.objects.create(
+    cadre = StationedCadre(
         name=name,
         community=community,
         period_start=period_start,
@@ -739,6 +922,58 @@ def stationed_cadre_create(
         required_contacts_per_month=required_contacts_per_month,
         user=user,
     )
+    _check_stationed(cadre)
+    cadre.save()
+    _audit(
+        AuditEvent.Action.CREATE,
+        cadre,
+        f"新增驻点干部“{cadre.name}”",
+        changes=_snapshot(cadre, sorted(STATIONED_FIELDS)),
+        street_id=community.street_id,
+    )
+    return cadre
+
+
+STATIONED_FIELDS = {
+    "name",
+    "community",
+    "period_start",
+    "period_end",
+    "required_days_per_month",
+    "required_contacts_per_month",
+    "user",
+}
+
+
+def _check_stationed(cadre: StationedCadre) -> None:
+    if cadre.period_end is not None and cadre.period_end < cadre.period_start:
+        raise OrgError("驻点结束日期不能早于开始日期", code="stationed_period_order")
+    if not 0 <= cadre.required_days_per_month <= 31:
+        raise OrgError("每月应驻点天数应在0–31之间", code="stationed_days_range")
+    if cadre.required_contacts_per_month < 0:
+        raise OrgError("每月应联系群众次数不能为负数", code="stationed_contacts_range")
+
+
+@transaction.atomic
+def stationed_cadre_update(*, cadre: StationedCadre, **changes: Any) -> StationedCadre:
+    """Change a posting: its period (e.g. ending it), duties, community or login."""
+    unknown = set(changes) - STATIONED_FIELDS
+    if unknown:
+        raise OrgError(f"不能修改字段：{'、'.join(sorted(unknown))}", code="stationed_field_unknown")
+    locked = StationedCadre.objects.select_for_update().get(pk=cadre.pk)
+    before = _snapshot(locked, changes)
+    for field, value in changes.items():
+        setattr(locked, field, value)
+    _check_stationed(locked)
+    locked.save()
+    _audit(
+        AuditEvent.Action.UPDATE,
+        locked,
+        f"修改驻点干部“{locked.name}”",
+        changes=_diff(before, _snapshot(locked, changes)),
+        street_id=_community_street_id(locked.community_id),
+    )
+    return locked
 
 
 @transaction.atomic
@@ -768,4 +1003,17 @@ def committee_seat_create(
         liaison_units=liaison_units,
     )
     seat.liaison_communities.set(communities)
+    _audit(
+        AuditEvent.Action.CREATE,
+        seat,
+        f"“{org.name}”新增委员“{person_name}”",
+        changes={
+            "org": org.pk,
+            "person_name": person_name,
+            "unit_name": unit_name,
+            "is_resident_unit_head": is_resident_unit_head,
+            "liaison_communities": sorted(c.pk for c in communities),
+        },
+        street_id=org.street_id,
+    )
     return seat

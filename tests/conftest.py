@@ -18,3 +18,29 @@ def django_db_setup(django_db_setup, django_db_blocker):
             cursor.execute(f'ALTER DATABASE "{name}" SET wangge.audit_truncate_allowed = \'on\'')
         connections.close_all()
     yield
+
+
+# --- browser tests (tests/browser.py) ---------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the whole run; each test gets a fresh context from browser_page."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import launch
+
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def browser_page(browser, live_server):
+    """A BrowserSession (fresh context, locale zh-CN) against the live server; it records every
+    request URL and aborts any that would leave the machine. See tests/browser.py."""
+    from tests.browser import browser_session
+
+    with browser_session(browser, base_url=live_server.url) as session:
+        yield session

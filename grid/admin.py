@@ -1,0 +1,574 @@
+"""Admin of space (Chinese UI). Maps are django-leaflet widgets served from our own static files,
+with no basemap unless BASEMAP_TILES_URL names an intranet tile server.
+
+Writes go through grid.services where a service exists: a boundary version is added with
+grid_boundary_set (never edited in place: history is read-only here), and saving a building
+re-runs the grid assignment of its community.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.contrib.admin.widgets import AdminDateWidget
+from django.contrib.gis import forms as gis_forms
+from django.contrib.gis.db.models import MultiPolygonField
+from django.contrib.gis.geos import GEOSGeometry, MultiPolygon, Polygon
+from django.db import transaction
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+from django.forms.renderers import TemplatesSetting
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+from leaflet import app_settings as leaflet_settings
+from leaflet.admin import LeafletAdminWidget, LeafletGeoAdmin
+
+from grid import access, selectors, services
+from grid.errors import GridError
+from grid.models import Building, Community, GridBoundary, GridCell, ServiceCentre, Street
+
+# --------------------------------------------------------------------------------------------
+# Map widgets
+# --------------------------------------------------------------------------------------------
+
+
+_TEMPLATES_RENDERER = TemplatesSetting()
+
+
+class MapWidget(LeafletAdminWidget):
+    """django-leaflet's admin widget plus our own script and style: fit the feature closely (there
+    is no basemap to look at around it), draw context outlines, Chinese drawing toolbar."""
+
+    template_name = "grid/map_widget.html"
+    geometry_field_class = "L.WanggeGeometryField"
+
+    @property
+    def media(self) -> forms.Media:
+        base = super().media
+        # One list, so that merging with the admin's own media keeps our script after
+        # leaflet.forms.js (it extends L.GeometryField) and our style after Leaflet's.
+        return forms.Media(
+            js=[*base._js, "grid/admin_map.js"],
+            css={"screen": [*base._css.get("screen", []), "grid/admin_map.css"]},
+        )
+
+    def _render(self, template_name: str, context: dict[str, Any], renderer: Any = None) -> SafeString:
+        # Our template lives in ops/templates, which the default form renderer (app directories
+        # only) does not search; render through the project's TEMPLATES instead.
+        return mark_safe(_TEMPLATES_RENDERER.render(template_name, context))  # noqa: S308 - template output
+
+    def get_context(self, name: str, value: Any, attrs: dict | None) -> dict[str, Any]:
+        context = super().get_context(name, value, attrs)
+        context["has_basemap"] = bool(leaflet_settings.get("TILES"))
+        return context
+
+
+def readonly_map(
+    name: str, geom: GEOSGeometry | None, *, context: list[dict] | None = None
+) -> SafeString | str:
+    """A non-editable map of `geom` for a read-only admin field (drawn by grid/admin_map.js)."""
+    if geom is None:
+        return "（无）"
+    map_id = f"id_map_{name}"
+    html = _TEMPLATES_RENDERER.render(
+        "grid/readonly_map.html",
+        {
+            "map_id": map_id,
+            "geometry_id": f"{map_id}-geometry",
+            "context_id": f"{map_id}-context",
+            "tiles_id": f"{map_id}-tiles",
+            "geometry": json.loads(geom.geojson),
+            "context_geojson": context or [],
+            "tiles": [[str(label), url, attrs] for label, url, attrs in leaflet_settings.get("TILES") or []],
+            "max_zoom": leaflet_settings.get("MAX_ZOOM") or 19,
+        },
+    )
+    return mark_safe(html)  # noqa: S308 - rendered template, values escaped by json_script
+
+
+def context_features(items: list[tuple[str, str, GEOSGeometry]]) -> list[dict[str, Any]]:
+    """Grey outlines drawn under the edited feature, so it can be placed without a basemap.
+
+    `items` are (kind, label, geometry); kind picks the style in admin_map.js.
+    """
+    return [
+        {
+            "type": "Feature",
+            "geometry": json.loads(geom.geojson),
+            "properties": {"kind": kind, "label": label},
+        }
+        for kind, label, geom in items
+        if geom is not None
+    ]
+
+
+class MultiPolygonFormField(gis_forms.MultiPolygonField):
+    """Takes a single polygon for a MultiPolygon field: Leaflet.draw sends one drawn polygon as a
+    GeoJSON Polygon, which Django's field would refuse as the wrong type."""
+
+    def to_python(self, value: Any) -> GEOSGeometry | None:
+        geom = super().to_python(value)
+        if isinstance(geom, Polygon):
+            geom = MultiPolygon(geom, srid=geom.srid)
+        return geom
+
+
+class ReachAdminMixin:
+    """Lists, object pages and foreign-key choices limited to the user's reach (grid.access);
+    superusers reach everything. Objects outside the reach are simply not found."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        qs = super().get_queryset(request)  # type: ignore[misc]
+        return access.scope(access.reach_of_request(request), qs)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        model = db_field.related_model
+        if model in access.SCOPES and "queryset" not in kwargs:
+            kwargs["queryset"] = access.scope(access.reach_of_request(request), model._default_manager.all())
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
+
+
+class MapAdmin(ReachAdminMixin, LeafletGeoAdmin):
+    widget = MapWidget
+    map_template = MapWidget.template_name  # the mixin would otherwise put django-leaflet's back
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest | None = None, **kwargs: Any) -> Any:
+        if isinstance(db_field, MultiPolygonField):
+            kwargs.setdefault("form_class", MultiPolygonFormField)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def map_context(self, request: HttpRequest, obj: Any) -> list[dict[str, Any]]:
+        return []
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        # get_form builds a new form class per request, so setting the widget's attrs here does
+        # not leak between requests.
+        for field in form.base_fields.values():
+            if isinstance(field.widget, MapWidget):
+                field.widget.attrs["context_geojson"] = self.map_context(request, obj)
+        return form
+
+
+def _count_of(model: type, fk: str, *, aggregate: Any = None) -> Coalesce:
+    """A correlated count (or sum) per row: unlike JOIN + COUNT, two of them do not multiply."""
+    rows = model._default_manager.filter(**{fk: OuterRef("pk")}).order_by().values(fk)
+    value = rows.annotate(n=aggregate or Count("pk")).values("n")
+    return Coalesce(Subquery(value, output_field=IntegerField()), Value(0))
+
+
+class GeometryValidationMixin:
+    """Refuse invalid shapes with a Chinese message naming the reason (self-intersection, …)
+    before the database's check constraint answers with a generic one."""
+
+    def clean_geom(self) -> GEOSGeometry | None:
+        geom = self.cleaned_data.get("geom")  # type: ignore[attr-defined]
+        if geom is not None and not geom.valid:
+            raise forms.ValidationError(
+                "图形无效：%(reason)s", code="geometry_invalid", params={"reason": geom.valid_reason}
+            )
+        return geom
+
+
+# --------------------------------------------------------------------------------------------
+# 街道 / 社区
+# --------------------------------------------------------------------------------------------
+
+
+class StreetForm(GeometryValidationMixin, forms.ModelForm):
+    class Meta:
+        model = Street
+        fields = ["code", "name", "district_adcode", "geom"]
+
+
+@admin.register(Street)
+class StreetAdmin(MapAdmin):
+    form = StreetForm
+    list_display = ["code", "name", "district_adcode", "community_count"]
+    search_fields = ["code", "name"]
+    list_filter = ["district_adcode"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Street]:
+        return super().get_queryset(request).annotate(n_communities=_count_of(Community, "street"))
+
+    @admin.display(description="社区数", ordering="n_communities")
+    def community_count(self, obj: Street) -> int:
+        return obj.n_communities  # type: ignore[attr-defined]
+
+
+class CommunityForm(GeometryValidationMixin, forms.ModelForm):
+    class Meta:
+        model = Community
+        fields = ["code", "street", "name", "residents", "geom"]
+
+
+@admin.register(Community)
+class CommunityAdmin(MapAdmin):
+    form = CommunityForm
+    list_display = ["code", "name", "street", "residents", "grid_count", "building_count", "data_version"]
+    list_select_related = ["street"]
+    search_fields = ["code", "name"]
+    list_filter = ["street"]
+    readonly_fields = ["data_version"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Community]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(n_grids=_count_of(GridCell, "community"), n_buildings=_count_of(Building, "community"))
+        )
+
+    @admin.display(description="网格数", ordering="n_grids")
+    def grid_count(self, obj: Community) -> int:
+        return obj.n_grids  # type: ignore[attr-defined]
+
+    @admin.display(description="楼栋数", ordering="n_buildings")
+    def building_count(self, obj: Community) -> int:
+        return obj.n_buildings  # type: ignore[attr-defined]
+
+    def map_context(self, request: HttpRequest, obj: Community | None) -> list[dict[str, Any]]:
+        if obj is None:
+            return []
+        return context_features([("street", obj.street.name, obj.street.geom)])
+
+
+# --------------------------------------------------------------------------------------------
+# 网格 and its boundary versions
+# --------------------------------------------------------------------------------------------
+
+
+def _valid_to_text(boundary: GridBoundary) -> str:
+    return str(boundary.valid.upper) if boundary.valid.upper else "至今"
+
+
+class GridBoundaryInline(admin.TabularInline):
+    """The versions of a grid cell, read-only: a redraw is a new version made by the service."""
+
+    model = GridBoundary
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = ["valid_from", "valid_to", "note", "created_at"]
+    readonly_fields = fields
+    ordering = ["-valid"]
+    verbose_name = "边界版本"
+    verbose_name_plural = "边界版本（只读；重新划定请用“新增网格边界版本”）"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="生效日期")
+    def valid_from(self, obj: GridBoundary) -> Any:
+        return obj.valid.lower
+
+    @admin.display(description="失效日期")
+    def valid_to(self, obj: GridBoundary) -> str:
+        return _valid_to_text(obj)
+
+
+@admin.register(GridCell)
+class GridCellAdmin(ReachAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "code",
+        "name",
+        "community",
+        "responsible",
+        "current_since",
+        "building_count",
+        "household_count",
+    ]
+    list_select_related = ["community"]
+    search_fields = ["code", "name", "responsible_body"]
+    list_filter = [("community__street", admin.RelatedOnlyFieldListFilter), "community"]
+    inlines = [GridBoundaryInline]
+    readonly_fields = ["current_boundary_map", "redraw_link"]
+
+    @property
+    def media(self) -> forms.Media:
+        return super().media + MapWidget().media
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deleting would cascade away the grid's boundary history; a grid that ends is retired
+        # (grid.services.grid_cell_retire), which keeps it.
+        return False
+
+    def get_fields(self, request: HttpRequest, obj: GridCell | None = None) -> list[str]:
+        fields = ["code", "community", "name", "responsible_body"]
+        return fields if obj is None else [*fields, "current_boundary_map", "redraw_link"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: GridCell | None = None) -> list[str]:
+        # The code is the grid's identity across redraws, and moving a grid to another community
+        # would strand its buildings: both are fixed once the grid exists.
+        if obj is None:
+            return []
+        return ["code", "community", "current_boundary_map", "redraw_link"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[GridCell]:
+        current = GridBoundary.objects.filter(cell=OuterRef("pk"), valid__upper_inf=True)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                n_buildings=_count_of(Building, "grid_cell"),
+                n_households=_count_of(Building, "grid_cell", aggregate=Sum("households")),
+                current_from=Subquery(current.values("valid__startswith")[:1]),
+            )
+        )
+
+    @admin.display(description="责任主体")
+    def responsible(self, obj: GridCell) -> str:
+        return obj.responsible_body_or_territorial
+
+    @admin.display(description="现行边界生效日期", ordering="current_from", empty_value="（无现行边界）")
+    def current_since(self, obj: GridCell) -> Any:
+        return obj.current_from  # type: ignore[attr-defined]
+
+    @admin.display(description="楼栋数", ordering="n_buildings")
+    def building_count(self, obj: GridCell) -> int:
+        return obj.n_buildings  # type: ignore[attr-defined]
+
+    @admin.display(description="户数", ordering="n_households")
+    def household_count(self, obj: GridCell) -> int:
+        return obj.n_households  # type: ignore[attr-defined]
+
+    @admin.display(description="现行边界")
+    def current_boundary_map(self, obj: GridCell) -> SafeString | str:
+        current = selectors.grid_boundaries_as_of().filter(cell=obj).first()
+        return readonly_map(
+            "current_boundary", current.geom if current else None, context=_community_context(obj)
+        )
+
+    @admin.display(description="重新划定")
+    def redraw_link(self, obj: GridCell) -> SafeString:
+        url = reverse("admin:grid_gridboundary_add")
+        return format_html('<a class="button" href="{}?cell={}">新增边界版本</a>', url, obj.pk)
+
+
+def _community_context(cell: GridCell, *, skip_cell: bool = True) -> list[dict[str, Any]]:
+    """The cell's community and its sibling grids as drawn today."""
+    siblings = selectors.grid_boundaries_as_of().filter(cell__community_id=cell.community_id)
+    if skip_cell:
+        siblings = siblings.exclude(cell=cell)
+    items = [("community", cell.community.name, cell.community.geom)]
+    items += [("grid", b.cell.name, b.geom) for b in siblings]
+    return context_features(items)
+
+
+class GridBoundaryAddForm(GeometryValidationMixin, forms.ModelForm):
+    """A new boundary version, written by grid.services.grid_boundary_set.
+
+    The service is the validator of record (later versions, geometry rules), so it runs as the last
+    step of validation inside a savepoint: a refusal becomes a form error on the page instead of a
+    500, and nothing is written. The admin view's own transaction commits it with the log entry.
+    """
+
+    valid_from = forms.DateField(label="生效日期", widget=AdminDateWidget, initial=selectors.today)
+
+    class Meta:
+        model = GridBoundary
+        fields = ["cell", "geom", "note"]
+
+    _FIELD_OF_CODE = {"boundary_conflict": "valid_from", "unit_unknown": "cell"}
+
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        if self.errors:
+            return
+        data = self.cleaned_data
+        try:
+            with transaction.atomic():
+                self.instance = services.grid_boundary_set(
+                    cell=data["cell"],
+                    geom=data["geom"],
+                    valid_from=data["valid_from"],
+                    note=data.get("note", ""),
+                )
+        except GridError as exc:
+            field = self._FIELD_OF_CODE.get(exc.code, "geom" if exc.code.startswith("geometry") else None)
+            self.add_error(field, forms.ValidationError(exc.message, code=exc.code))
+
+
+class CurrentVersionFilter(admin.SimpleListFilter):
+    title = "版本状态"
+    parameter_name = "current"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "现行"), ("no", "历史")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[GridBoundary]) -> QuerySet[GridBoundary]:
+        if self.value() == "yes":
+            return queryset.filter(valid__upper_inf=True)
+        if self.value() == "no":
+            return queryset.filter(valid__upper_inf=False)
+        return queryset
+
+
+@admin.register(GridBoundary)
+class GridBoundaryAdmin(MapAdmin):
+    """Add a version (through the service) or look at one; versions are never edited or deleted."""
+
+    add_form = GridBoundaryAddForm
+    list_display = [
+        "cell_code",
+        "cell_name",
+        "community",
+        "valid_from",
+        "valid_to",
+        "is_current",
+        "note",
+        "created_at",
+    ]
+    list_select_related = ["cell__community"]
+    search_fields = ["cell__code", "cell__name", "note"]
+    list_filter = [
+        CurrentVersionFilter,
+        ("cell__community__street", admin.RelatedOnlyFieldListFilter),
+        "cell__community",
+    ]
+    autocomplete_fields = ["cell"]
+    ordering = ["cell__code", "-valid"]
+
+    @property
+    def media(self) -> forms.Media:
+        return super().media + MapWidget().media
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_fields(self, request: HttpRequest, obj: GridBoundary | None = None) -> list[str]:
+        if obj is None:
+            return ["cell", "valid_from", "note", "geom"]
+        return ["cell", "valid_from", "valid_to", "note", "created_at", "boundary_map"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: GridBoundary | None = None) -> list[str]:
+        return [] if obj is None else self.get_fields(request, obj)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = self.add_form
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def map_context(self, request: HttpRequest, obj: Any) -> list[dict[str, Any]]:
+        # Opened from a grid's page (?cell=<id>): show its community, its neighbours and the
+        # shape it has now, so the new one can be drawn against them.
+        cell_id = request.GET.get("cell") or request.POST.get("cell")
+        if not (cell_id and str(cell_id).isdigit()):
+            return []
+        cells = GridCell.objects.select_related("community")
+        cell = access.scope(access.reach_of_request(request), cells).filter(pk=int(cell_id)).first()
+        if cell is None:
+            return []
+        current = selectors.grid_boundaries_as_of().filter(cell=cell).first()
+        own = context_features([("current", f"{cell.name}（现行边界）", current.geom)]) if current else []
+        return _community_context(cell) + own
+
+    def save_model(self, request: HttpRequest, obj: GridBoundary, form: Any, change: bool) -> None:
+        # Nothing to save: the form's validation already wrote the version through the service
+        # (see GridBoundaryAddForm) and `obj` is that version.
+        return
+
+    @admin.display(description="网格编码", ordering="cell__code")
+    def cell_code(self, obj: GridBoundary) -> str:
+        return obj.cell.code
+
+    @admin.display(description="网格名称")
+    def cell_name(self, obj: GridBoundary) -> str:
+        return obj.cell.name
+
+    @admin.display(description="社区")
+    def community(self, obj: GridBoundary) -> Community:
+        return obj.cell.community
+
+    @admin.display(description="生效日期", ordering="valid")
+    def valid_from(self, obj: GridBoundary) -> Any:
+        return obj.valid.lower
+
+    @admin.display(description="失效日期")
+    def valid_to(self, obj: GridBoundary) -> str:
+        return _valid_to_text(obj)
+
+    @admin.display(description="现行", boolean=True)
+    def is_current(self, obj: GridBoundary) -> bool:
+        return bool(obj.valid.upper_inf)
+
+    @admin.display(description="边界")
+    def boundary_map(self, obj: GridBoundary) -> SafeString | str:
+        return readonly_map("boundary", obj.geom, context=_community_context(obj.cell))
+
+
+# --------------------------------------------------------------------------------------------
+# 楼栋 / 党群服务中心
+# --------------------------------------------------------------------------------------------
+
+
+class BuildingForm(GeometryValidationMixin, forms.ModelForm):
+    class Meta:
+        model = Building
+        fields = ["code", "name", "address", "kind", "community", "households", "floors", "geom"]
+
+
+@admin.register(Building)
+class BuildingAdmin(MapAdmin):
+    form = BuildingForm
+    list_display = ["code", "name", "community", "grid_cell", "kind", "households", "floors"]
+    list_select_related = ["community", "grid_cell"]
+    search_fields = ["code", "name", "address"]
+    list_filter = [("community__street", admin.RelatedOnlyFieldListFilter), "community", "kind"]
+    fields = [
+        "code",
+        "name",
+        "address",
+        "kind",
+        "community",
+        "households",
+        "floors",
+        "geom",
+        "grid_cell",
+        "position",
+    ]
+    readonly_fields = ["grid_cell", "position"]
+
+    @admin.display(description="位置（经度, 纬度）")
+    def position(self, obj: Building) -> str:
+        if obj.pk is None or obj.point is None:
+            return "保存后按占地轮廓自动计算"
+        return f"{obj.point.x:.6f}, {obj.point.y:.6f}"
+
+    def save_model(self, request: HttpRequest, obj: Building, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        # The grid is derived from the footprint by the service; re-run it when what it depends on
+        # changed, in the admin view's transaction.
+        if not change or {"geom", "community"} & set(form.changed_data):
+            services.buildings_reassign(community_ids=[obj.community_id])
+
+    def map_context(self, request: HttpRequest, obj: Building | None) -> list[dict[str, Any]]:
+        if obj is None:
+            return []
+        items = [("community", obj.community.name, obj.community.geom)]
+        if obj.grid_cell_id:
+            current = selectors.grid_boundaries_as_of().filter(cell_id=obj.grid_cell_id).first()
+            if current:
+                items.append(("grid", current.cell.name, current.geom))
+        return context_features(items)
+
+
+@admin.register(ServiceCentre)
+class ServiceCentreAdmin(MapAdmin):
+    list_display = ["code", "name", "level", "street", "community", "service_radius_m"]
+    list_select_related = ["street", "community"]
+    search_fields = ["code", "name", "address"]
+    list_filter = ["level", "street"]

@@ -1,0 +1,577 @@
+"""Read API of space: GeoJSON features of streets, communities, grid cells, buildings and service
+centres, each scoped by the caller's reach (ReachAPIView, grid.access). One class per operation;
+each view parses its query string with a nested serializer, asks a selector and renders the rows.
+Errors use the project-wide shape {"code", "message", ...}; missing and out-of-reach objects get the
+same 404.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from django.contrib.gis.geos import Point, Polygon
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import exceptions, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_gis.filters import InBBoxFilter
+from rest_framework_gis.pagination import GeoJsonPagination
+from rest_framework_gis.serializers import GeoFeatureModelSerializer
+
+from grid import coords, selectors
+from grid.api_base import ReachAPIView
+from grid.errors import GridError
+from grid.models import Building, Community, GridBoundary, ServiceCentre, Street
+
+TAG = "空间单元"
+
+# --------------------------------------------------------------------------------------------
+# Edge helpers: pagination and the bbox filter
+# --------------------------------------------------------------------------------------------
+
+
+class FeaturePagination(GeoJsonPagination):
+    """A page of features as a FeatureCollection with count/next/previous; ?page=&page_size=."""
+
+    # A map of one street has a few thousand buildings; anything larger is an export, not a page.
+    max_page_size = 1000
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        # `schema` is the FeatureCollection component (type + features); a page is that plus the
+        # paging members. The library's own version still requires "results", which we never send.
+        return {
+            "allOf": [
+                schema,
+                {
+                    "type": "object",
+                    "required": ["count", "next", "previous"],
+                    "properties": {
+                        "count": {"type": "integer", "description": "符合条件的要素总数", "example": 123},
+                        "next": {
+                            "type": "string",
+                            "format": "uri",
+                            "nullable": True,
+                            "description": "下一页地址",
+                        },
+                        "previous": {
+                            "type": "string",
+                            "format": "uri",
+                            "nullable": True,
+                            "description": "上一页地址",
+                        },
+                    },
+                },
+            ]
+        }
+
+
+class StrictInBBoxFilter(InBBoxFilter):
+    """?in_bbox=minlon,minlat,maxlon,maxlat; features whose extent overlaps the box.
+
+    The library accepts NaN, infinities and reversed corners, which end as a database error or an
+    empty answer the client cannot explain; here they are a 400 saying what is wrong.
+    """
+
+    def get_filter_bbox(self, request: Request) -> Polygon | None:
+        text = request.query_params.get(self.bbox_param)
+        if text is None or text == "":
+            return None
+        parts = text.split(",")
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            values = []
+        if len(values) != 4 or not all(math.isfinite(v) for v in values):
+            raise _invalid(self.bbox_param, "应为4个数字：最小经度,最小纬度,最大经度,最大纬度")
+        min_lon, min_lat, max_lon, max_lat = values
+        if not (-180 <= min_lon < max_lon <= 180 and -90 <= min_lat < max_lat <= 90):
+            raise _invalid(self.bbox_param, "经纬度超出范围，或最小值不小于最大值")
+        return Polygon.from_bbox((min_lon, min_lat, max_lon, max_lat))
+
+
+def _invalid(field: str, message: str) -> exceptions.ValidationError:
+    return exceptions.ValidationError({field: [message]})
+
+
+def _parse(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    """Validate the query string; a bad value is a 400 `invalid_input` naming the parameter."""
+    serializer = serializer_class(data=request.query_params)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _page(
+    *, request: Request, view: APIView, queryset: QuerySet, serializer_class: type[serializers.Serializer]
+) -> Response:
+    """Filter by bbox (on the view's `bbox_filter_field`), paginate and render a FeatureCollection."""
+    queryset = StrictInBBoxFilter().filter_queryset(request, queryset, view)
+    paginator = FeaturePagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    serializer = serializer_class(page, many=True, context={"request": request})
+    return paginator.get_paginated_response(serializer.data)
+
+
+def _not_found(what: str, code: str) -> exceptions.NotFound:
+    # The same answer for missing and outside the caller's reach, so codes cannot be probed.
+    return exceptions.NotFound(f"{what} {code} 不存在或无权访问")
+
+
+BBOX_PARAMETER = OpenApiParameter(
+    "in_bbox",
+    OpenApiTypes.STR,
+    description="按范围筛选：最小经度,最小纬度,最大经度,最大纬度（WGS-84），返回外接矩形与之相交的要素",
+    examples=[],
+)
+PAGE_PARAMETERS = [
+    OpenApiParameter("page", OpenApiTypes.INT, description="页码，从1开始"),
+    OpenApiParameter("page_size", OpenApiTypes.INT, description="每页条数，默认100，最多1000"),
+]
+ERROR_RESPONSES = {
+    400: OpenApiResponse(description="参数有误：{code, message, errors}"),
+    403: OpenApiResponse(description="未登录或无权限：{code, message}"),
+}
+NOT_FOUND_RESPONSE = {404: OpenApiResponse(description="对象不存在：{code: not_found, message}")}
+
+
+# --------------------------------------------------------------------------------------------
+# Feature serializers (output only), shared by the list and detail operations of one entity
+# --------------------------------------------------------------------------------------------
+
+
+class StreetFeatureSerializer(GeoFeatureModelSerializer):
+    id = serializers.CharField(source="code", read_only=True, help_text="街道编码")
+
+    class Meta:
+        model = Street
+        geo_field = "geom"
+        id_field = "id"
+        fields = ["id", "code", "name", "district_adcode"]
+
+
+class CommunityFeatureSerializer(GeoFeatureModelSerializer):
+    id = serializers.CharField(source="code", read_only=True, help_text="社区编码")
+    street_code = serializers.CharField(source="street.code", read_only=True, help_text="所属街道编码")
+    street_name = serializers.CharField(source="street.name", read_only=True, help_text="所属街道名称")
+
+    class Meta:
+        model = Community
+        geo_field = "geom"
+        id_field = "id"
+        fields = ["id", "code", "name", "street_code", "street_name", "residents", "data_version"]
+
+
+class GridCellFeatureSerializer(GeoFeatureModelSerializer):
+    """网格及其在所查日期生效的边界版本。"""
+
+    id = serializers.CharField(source="cell.code", read_only=True, help_text="网格编码")
+    code = serializers.CharField(source="cell.code", read_only=True, help_text="网格编码（15位）")
+    name = serializers.CharField(source="cell.name", read_only=True, help_text="网格名称")
+    community_code = serializers.CharField(
+        source="cell.community.code", read_only=True, help_text="所属社区编码"
+    )
+    responsible_body = serializers.CharField(
+        source="cell.responsible_body_or_territorial",
+        read_only=True,
+        help_text="责任主体；未指定时为属地社区（属地兜底）",
+    )
+    responsible_body_is_fallback = serializers.SerializerMethodField(help_text="责任主体是否为属地兜底")
+    version_id = serializers.IntegerField(source="id", read_only=True, help_text="边界版本编号")
+    valid_from = serializers.DateField(source="valid.lower", read_only=True, help_text="本版本生效日期（含）")
+    valid_to = serializers.DateField(
+        source="valid.upper",
+        read_only=True,
+        allow_null=True,
+        help_text="本版本失效日期（不含）；现行版本为 null",
+    )
+    building_count = serializers.IntegerField(read_only=True, help_text="楼栋数（按当前归属）")
+    household_count = serializers.IntegerField(read_only=True, help_text="户数（按当前归属）")
+
+    class Meta:
+        model = GridBoundary
+        geo_field = "geom"
+        id_field = "id"
+        fields = [
+            "id",
+            "code",
+            "name",
+            "community_code",
+            "responsible_body",
+            "responsible_body_is_fallback",
+            "version_id",
+            "valid_from",
+            "valid_to",
+            "building_count",
+            "household_count",
+        ]
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def get_responsible_body_is_fallback(self, obj: GridBoundary) -> bool:
+        return not obj.cell.responsible_body
+
+
+class GridCellVersionSerializer(GeoFeatureModelSerializer):
+    """网格的一个边界版本（历史）。"""
+
+    id = serializers.IntegerField(read_only=True, help_text="边界版本编号")
+    code = serializers.CharField(source="cell.code", read_only=True, help_text="网格编码")
+    valid_from = serializers.DateField(source="valid.lower", read_only=True, help_text="生效日期（含）")
+    valid_to = serializers.DateField(
+        source="valid.upper", read_only=True, allow_null=True, help_text="失效日期（不含）；现行版本为 null"
+    )
+    is_current = serializers.SerializerMethodField(help_text="是否现行版本")
+
+    class Meta:
+        model = GridBoundary
+        geo_field = "geom"
+        id_field = "id"
+        fields = ["id", "code", "valid_from", "valid_to", "is_current", "note", "created_at"]
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def get_is_current(self, obj: GridBoundary) -> bool:
+        return obj.valid.upper_inf
+
+
+class BuildingFeatureSerializer(GeoFeatureModelSerializer):
+    id = serializers.CharField(source="code", read_only=True, help_text="楼栋编码")
+    point = serializers.SerializerMethodField(help_text="楼栋位置 [经度, 纬度]（占地轮廓内的一点）")
+    grid_code = serializers.CharField(
+        source="grid_cell.code",
+        read_only=True,
+        allow_null=True,
+        help_text="所属网格编码；未落入任何网格时为 null",
+    )
+    community_code = serializers.CharField(source="community.code", read_only=True, help_text="所属社区编码")
+    kind_display = serializers.CharField(source="get_kind_display", read_only=True, help_text="类型（中文）")
+
+    class Meta:
+        model = Building
+        geo_field = "geom"
+        id_field = "id"
+        fields = [
+            "id",
+            "code",
+            "name",
+            "address",
+            "kind",
+            "kind_display",
+            "point",
+            "grid_code",
+            "community_code",
+            "households",
+            "floors",
+        ]
+
+    @extend_schema_field({"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2})
+    def get_point(self, obj: Building) -> list[float] | None:
+        return [obj.point.x, obj.point.y] if obj.point else None
+
+
+class ServiceCentreFeatureSerializer(GeoFeatureModelSerializer):
+    id = serializers.CharField(source="code", read_only=True, help_text="服务中心编码")
+    level_display = serializers.CharField(
+        source="get_level_display", read_only=True, help_text="级别（中文）"
+    )
+    street_code = serializers.CharField(source="street.code", read_only=True, help_text="所属街道编码")
+    community_code = serializers.CharField(
+        source="community.code", read_only=True, allow_null=True, help_text="所属社区编码；街道级为 null"
+    )
+
+    class Meta:
+        model = ServiceCentre
+        geo_field = "geom"
+        id_field = "id"
+        fields = [
+            "id",
+            "code",
+            "name",
+            "level",
+            "level_display",
+            "street_code",
+            "community_code",
+            "address",
+            "service_radius_m",
+        ]
+
+
+# --------------------------------------------------------------------------------------------
+# Operations
+# --------------------------------------------------------------------------------------------
+
+
+class StreetListApi(ReachAPIView):
+    bbox_filter_field = "geom"
+    bbox_filter_include_overlapping = True
+    pagination_class = FeaturePagination
+
+    @extend_schema(
+        tags=[TAG],
+        summary="街道列表",
+        description="全部街道的边界，GeoJSON FeatureCollection（分页）。",
+        parameters=[BBOX_PARAMETER, *PAGE_PARAMETERS],
+        responses={200: StreetFeatureSerializer(many=True), **ERROR_RESPONSES},
+    )
+    def get(self, request: Request) -> Response:
+        return _page(
+            request=request,
+            view=self,
+            queryset=selectors.street_list(reach=self.reach),
+            serializer_class=StreetFeatureSerializer,
+        )
+
+
+class StreetDetailApi(ReachAPIView):
+    @extend_schema(
+        tags=[TAG],
+        summary="街道详情",
+        description="按街道编码（9位）取一个街道，GeoJSON Feature。",
+        responses={200: StreetFeatureSerializer, **ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+    )
+    def get(self, request: Request, code: str) -> Response:
+        street = selectors.street_get(reach=self.reach, code=code)
+        if street is None:
+            raise _not_found("街道", code)
+        return Response(StreetFeatureSerializer(street).data)
+
+
+class CommunityListApi(ReachAPIView):
+    bbox_filter_field = "geom"
+    bbox_filter_include_overlapping = True
+    pagination_class = FeaturePagination
+
+    class FilterSerializer(serializers.Serializer):
+        street = serializers.CharField(required=False, max_length=9, help_text="只列出该街道（编码）下的社区")
+
+    @extend_schema(
+        tags=[TAG],
+        summary="社区列表",
+        description="社区边界，GeoJSON FeatureCollection（分页），可按街道和范围筛选。",
+        parameters=[FilterSerializer, BBOX_PARAMETER, *PAGE_PARAMETERS],
+        responses={200: CommunityFeatureSerializer(many=True), **ERROR_RESPONSES},
+    )
+    def get(self, request: Request) -> Response:
+        filters = _parse(self.FilterSerializer, request)
+        qs = selectors.community_list(reach=self.reach, street_code=filters.get("street"))
+        return _page(request=request, view=self, queryset=qs, serializer_class=CommunityFeatureSerializer)
+
+
+class CommunityDetailApi(ReachAPIView):
+    @extend_schema(
+        tags=[TAG],
+        summary="社区详情",
+        description="按社区编码（12位）取一个社区，GeoJSON Feature。",
+        responses={200: CommunityFeatureSerializer, **ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+    )
+    def get(self, request: Request, code: str) -> Response:
+        community = selectors.community_get(reach=self.reach, code=code)
+        if community is None:
+            raise _not_found("社区", code)
+        return Response(CommunityFeatureSerializer(community).data)
+
+
+class GridCellListApi(ReachAPIView):
+    bbox_filter_field = "geom"
+    bbox_filter_include_overlapping = True
+    pagination_class = FeaturePagination
+
+    class FilterSerializer(serializers.Serializer):
+        community = serializers.CharField(
+            required=False, max_length=12, help_text="只列出该社区（编码）下的网格"
+        )
+        as_of = serializers.DateField(
+            required=False, help_text="日期 YYYY-MM-DD：返回当天生效的边界版本；不填为现行边界"
+        )
+
+    @extend_schema(
+        tags=[TAG],
+        summary="网格列表",
+        description=(
+            "网格及其边界，GeoJSON FeatureCollection（分页）。每个网格取指定日期生效的边界版本，"
+            "当天没有生效边界的网格不列出。属性含责任主体（未指定时为属地兜底）、楼栋数和户数。"
+        ),
+        parameters=[FilterSerializer, BBOX_PARAMETER, *PAGE_PARAMETERS],
+        responses={200: GridCellFeatureSerializer(many=True), **ERROR_RESPONSES},
+    )
+    def get(self, request: Request) -> Response:
+        filters = _parse(self.FilterSerializer, request)
+        qs = selectors.grid_cell_features(
+            reach=self.reach, on_date=filters.get("as_of"), community_code=filters.get("community")
+        )
+        return _page(request=request, view=self, queryset=qs, serializer_class=GridCellFeatureSerializer)
+
+
+class GridCellDetailApi(ReachAPIView):
+    class FilterSerializer(serializers.Serializer):
+        as_of = serializers.DateField(
+            required=False, help_text="日期 YYYY-MM-DD：取当天生效的边界版本；不填为现行边界"
+        )
+
+    @extend_schema(
+        tags=[TAG],
+        summary="网格详情",
+        description="按网格编码（15位）取网格及其在指定日期生效的边界，GeoJSON Feature；当天没有生效边界时为 404。",
+        parameters=[FilterSerializer],
+        responses={200: GridCellFeatureSerializer, **ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+    )
+    def get(self, request: Request, code: str) -> Response:
+        filters = _parse(self.FilterSerializer, request)
+        feature = selectors.grid_cell_feature_get(reach=self.reach, code=code, on_date=filters.get("as_of"))
+        if feature is None:
+            if selectors.grid_cell_get(reach=self.reach, code=code) is None:
+                raise _not_found("网格", code)
+            return _error_response(
+                status.HTTP_404_NOT_FOUND,
+                "not_found",
+                f"网格 {code} 在 {filters.get('as_of') or '今天'} 没有生效的边界",
+            )
+        return Response(GridCellFeatureSerializer(feature).data)
+
+
+class GridCellHistoryApi(ReachAPIView):
+    @extend_schema(
+        tags=[TAG],
+        summary="网格边界历史",
+        description="一个网格的全部边界版本（由早到晚），GeoJSON FeatureCollection；每个版本带生效和失效日期。",
+        responses={200: GridCellVersionSerializer(many=True), **ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+    )
+    def get(self, request: Request, code: str) -> Response:
+        cell = selectors.grid_cell_get(reach=self.reach, code=code)
+        if cell is None:
+            raise _not_found("网格", code)
+        versions = selectors.grid_cell_versions(cell=cell)
+        return Response(GridCellVersionSerializer(versions, many=True).data)
+
+
+class GridCellAtApi(ReachAPIView):
+    class InputSerializer(serializers.Serializer):
+        lon = serializers.FloatField(help_text="经度（按 crs 声明的坐标系）")
+        lat = serializers.FloatField(help_text="纬度（按 crs 声明的坐标系）")
+        crs = serializers.CharField(
+            required=False,
+            default="wgs84",
+            max_length=64,
+            help_text="坐标系：wgs84（GPS，默认）、gcj02（高德/腾讯）、bd09（百度）、cgcs2000，或 EPSG:代码",
+        )
+        date = serializers.DateField(
+            required=False, help_text="日期 YYYY-MM-DD：查那天的网格划分；不填为今天"
+        )
+
+    @extend_schema(
+        tags=[TAG],
+        summary="按位置查网格",
+        description=(
+            "给出一个点（可为 GCJ-02、BD-09 等坐标系，服务端换算为 WGS-84）和日期，返回当天覆盖该点的网格"
+            "（点在边界线上也算）。不在您可访问的任何网格内时返回 404。"
+        ),
+        parameters=[InputSerializer],
+        responses={
+            200: GridCellFeatureSerializer,
+            400: OpenApiResponse(
+                description="坐标或坐标系有误：code 为 invalid_input、crs_unknown 或 coords_out_of_range"
+            ),
+            403: ERROR_RESPONSES[403],
+            404: OpenApiResponse(description="该点当天不在您可访问的任何网格内：{code: not_found, message}"),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        params = _parse(self.InputSerializer, request)
+        lon, lat, crs = params["lon"], params["lat"], params["crs"]
+        if not (math.isfinite(lon) and math.isfinite(lat)):
+            raise _invalid("lon" if not math.isfinite(lon) else "lat", "坐标必须是有限数字")
+        try:
+            coords.check_in_range(lon, lat, crs)
+            wgs_lon, wgs_lat = coords.to_wgs84(lon, lat, crs)
+        except (coords.UnknownCRS, coords.CoordinatesOutOfRange) as exc:
+            # coords is free of Django; its errors carry the same (message, code, detail) shape.
+            raise GridError(exc.message, code=exc.code, detail=exc.detail) from exc
+        on_date = params.get("date") or selectors.today()
+        cell = selectors.grid_cell_at(point=Point(float(wgs_lon), float(wgs_lat), srid=4326), on_date=on_date)
+        feature = (
+            selectors.grid_cell_features(reach=self.reach, on_date=on_date, cell_ids=[cell.id]).first()
+            if cell is not None
+            else None
+        )
+        if feature is None:
+            return _error_response(
+                status.HTTP_404_NOT_FOUND,
+                "not_found",
+                f"该位置（经度 {wgs_lon:.6f}，纬度 {wgs_lat:.6f}）在 {on_date} 不属于您可访问的任何网格",
+            )
+        return Response(GridCellFeatureSerializer(feature).data)
+
+
+def _error_response(status_code: int, code: str, message: str) -> Response:
+    # The shared exception handler gives each exception class one fixed message; these answers
+    # need a specific one (which date, which point), so they are rendered here in the same shape.
+    return Response({"code": code, "message": message}, status=status_code)
+
+
+class BuildingListApi(ReachAPIView):
+    bbox_filter_field = "geom"
+    bbox_filter_include_overlapping = True
+    pagination_class = FeaturePagination
+
+    class FilterSerializer(serializers.Serializer):
+        community = serializers.CharField(
+            required=False, max_length=12, help_text="只列出该社区（编码）的楼栋"
+        )
+        grid = serializers.CharField(required=False, max_length=15, help_text="只列出该网格（编码）的楼栋")
+
+    @extend_schema(
+        tags=[TAG],
+        summary="楼栋列表",
+        description="楼栋占地轮廓，GeoJSON FeatureCollection（分页），可按社区、网格和范围筛选。",
+        parameters=[FilterSerializer, BBOX_PARAMETER, *PAGE_PARAMETERS],
+        responses={200: BuildingFeatureSerializer(many=True), **ERROR_RESPONSES},
+    )
+    def get(self, request: Request) -> Response:
+        filters = _parse(self.FilterSerializer, request)
+        qs = selectors.building_list(
+            reach=self.reach, community_code=filters.get("community"), grid_code=filters.get("grid")
+        )
+        return _page(request=request, view=self, queryset=qs, serializer_class=BuildingFeatureSerializer)
+
+
+class BuildingDetailApi(ReachAPIView):
+    @extend_schema(
+        tags=[TAG],
+        summary="楼栋详情",
+        description="按楼栋编码取一个楼栋，GeoJSON Feature（几何为占地轮廓）。",
+        responses={200: BuildingFeatureSerializer, **ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+    )
+    def get(self, request: Request, code: str) -> Response:
+        building = selectors.building_get(reach=self.reach, code=code)
+        if building is None:
+            raise _not_found("楼栋", code)
+        return Response(BuildingFeatureSerializer(building).data)
+
+
+class ServiceCentreListApi(ReachAPIView):
+    bbox_filter_field = "geom"
+    bbox_filter_include_overlapping = True
+    pagination_class = FeaturePagination
+
+    class FilterSerializer(serializers.Serializer):
+        street = serializers.CharField(
+            required=False, max_length=9, help_text="只列出该街道（编码）的服务中心"
+        )
+        community = serializers.CharField(
+            required=False, max_length=12, help_text="只列出该社区（编码）的服务中心"
+        )
+
+    @extend_schema(
+        tags=[TAG],
+        summary="党群服务中心列表",
+        description="党群服务中心位置，GeoJSON FeatureCollection（分页），属性含级别和服务半径（米）。",
+        parameters=[FilterSerializer, BBOX_PARAMETER, *PAGE_PARAMETERS],
+        responses={200: ServiceCentreFeatureSerializer(many=True), **ERROR_RESPONSES},
+    )
+    def get(self, request: Request) -> Response:
+        filters = _parse(self.FilterSerializer, request)
+        qs = selectors.service_centre_list(
+            reach=self.reach, street_code=filters.get("street"), community_code=filters.get("community")
+        )
+        return _page(request=request, view=self, queryset=qs, serializer_class=ServiceCentreFeatureSerializer)

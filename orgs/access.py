@@ -1,0 +1,247 @@
+"""Who reaches which organisations and people: a grid Reach turned into querysets of this app.
+
+Every orgs selector, API view, roster export and admin list filters through these functions.
+Organisations are placed by the unit they hang on (street committee → street, community
+organisation → community, grid branch → grid cell, building group → its buildings, enterprise
+organisation → its premises); people by where they live and the organisation they belong to.
+
+Two readings of "an organisation in reach":
+- for listing organisations (`party_orgs_in_reach`), a grid worker also sees the organisations
+  above their grid (their community's organisation and the street working committee): names of
+  the chain of command, which they need to work, not data about other grids;
+- for scoping people (`strict=True`), only organisations whose unit lies wholly inside the reach
+  count, so a grid worker does not see, through the community organisation, the members of the
+  neighbouring grid.
+
+Capabilities depend on where: `capability_reach` narrows a reach to the units where the user holds
+a role granting the capability (a community secretary of A who is a grid worker in B may see
+personal data in A only). Unmasked personal data is only ever produced by `members_pii_visible`,
+which writes the read_pii audit row naming whom it was revealed about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from django.core.exceptions import MultipleObjectsReturned, ObjectDoesNotExist
+from django.db.models import Exists, Model, OuterRef, Q, QuerySet
+
+from grid.access import CAPABILITIES, NotInReach, Reach
+from grid.audit import audit_record
+from grid.models import AuditEvent, Building, Community, GridBoundary
+from orgs.models import (
+    Cadre,
+    Enterprise,
+    GridWorker,
+    PartyMember,
+    PartyOrganisation,
+    StationedCadre,
+)
+
+M = TypeVar("M", bound=Model)
+Kind = PartyOrganisation.Kind
+
+
+def capability_reach(reach: Reach, capability: str) -> Reach:
+    """The part of `reach` where the user holds a role granting `capability` (empty if none)."""
+    if reach.everything:
+        return reach
+    granting = CAPABILITIES[capability]
+    units: dict[str, set[int]] = {"street": set(), "community": set(), "grid_cell": set()}
+    unit_roles: dict[tuple[str, int], frozenset[str]] = {}
+    for (kind, unit_id), roles in reach.unit_roles.items():
+        if roles & granting:
+            units[kind].add(unit_id)
+            unit_roles[(kind, unit_id)] = roles & granting
+    return Reach(
+        street_ids=frozenset(units["street"]),
+        community_ids=frozenset(units["community"]),
+        grid_cell_ids=frozenset(units["grid_cell"]),
+        roles=reach.roles & granting,
+        user_id=reach.user_id,
+        unit_roles=unit_roles,
+    )
+
+
+def _whole_community_q(reach: Reach, prefix: str) -> Q:
+    """Communities covered whole by the reach (not merely seen because a grid lies in them)."""
+    return Q(**{f"{prefix}street_id__in": reach.street_ids}) | Q(**{f"{prefix}id__in": reach.community_ids})
+
+
+def communities_wholly_in_reach(reach: Reach, qs: QuerySet[Community] | None = None) -> QuerySet[Community]:
+    """Communities the reach covers whole: where community-wide data (staffing, cadres) may be seen."""
+    qs = Community.objects.all() if qs is None else qs
+    if reach.everything:
+        return qs
+    return qs.filter(_whole_community_q(reach, ""))
+
+
+def enterprises_in_reach(reach: Reach, qs: QuerySet[Enterprise] | None = None) -> QuerySet[Enterprise]:
+    """Enterprises by their community; for a grid reach, those whose building (or, without one,
+    whose point) lies in the reach's grid cells today."""
+    qs = Enterprise.objects.all() if qs is None else qs
+    if reach.everything:
+        return qs
+    if reach.is_empty:
+        return qs.none()
+    q = _whole_community_q(reach, "community__")
+    if reach.grid_cell_ids:
+        covering = GridBoundary.objects.filter(
+            cell_id__in=reach.grid_cell_ids, valid__upper_inf=True, geom__covers=OuterRef("geom")
+        )
+        q |= Q(building__grid_cell_id__in=reach.grid_cell_ids) | (
+            Q(building__isnull=True) & Q(Exists(covering))
+        )
+    return qs.filter(q)
+
+
+def party_orgs_in_reach(
+    reach: Reach, qs: QuerySet[PartyOrganisation] | None = None, *, strict: bool = False
+) -> QuerySet[PartyOrganisation]:
+    """Organisations whose unit lies in the reach. `strict=False` adds the street and community
+    organisations above a grid reach (see the module docstring)."""
+    qs = PartyOrganisation.objects.all() if qs is None else qs
+    if reach.everything:
+        return qs
+    if reach.is_empty:
+        return qs.none()
+    street_level = Q(kind=Kind.STREET_COMMITTEE) | Q(kind=Kind.JOINT_BRANCH, community__isnull=True)
+    community_level = Q(
+        kind__in=[Kind.COMMUNITY_ORG, Kind.RESIDENT_UNIT_ORG, Kind.JOINT_BRANCH], community__isnull=False
+    )
+    if strict:
+        streets = Q(street_id__in=reach.street_ids)
+        communities = _whole_community_q(reach, "community__")
+    else:
+        streets = Q(street_id__in=reach.street_ids_seen())
+        communities = reach.community_q(prefix="community__")
+    buildings = Building.objects.filter(party_groups=OuterRef("pk")).filter(reach.place_q())
+    return qs.filter(
+        (street_level & streets)
+        | (community_level & communities)
+        | (Q(kind=Kind.GRID_BRANCH) & reach.grid_cell_q(prefix="grid_cell__"))
+        | (Q(kind=Kind.BUILDING_GROUP) & Q(Exists(buildings)))
+        | (Q(kind=Kind.ENTERPRISE_ORG) & Q(premises__in=enterprises_in_reach(reach).values("pk")))
+    )
+
+
+def party_members_in_reach(reach: Reach, qs: QuerySet[PartyMember] | None = None) -> QuerySet[PartyMember]:
+    """Members living in the reach, belonging to an organisation wholly in it, or having reported
+    (双报到) to a community wholly in it."""
+    qs = PartyMember.objects.all() if qs is None else qs
+    if reach.everything:
+        return qs
+    if reach.is_empty:
+        return qs.none()
+    residence = reach.place_q(
+        community="residence_building__community", grid_cell="residence_building__grid_cell"
+    )
+    orgs = party_orgs_in_reach(reach, strict=True).values("pk")
+    reported = _whole_community_q(reach, "reported_community__")
+    return qs.filter(residence | Q(organisation__in=orgs) | reported)
+
+
+def grid_workers_in_reach(reach: Reach, qs: QuerySet[GridWorker] | None = None) -> QuerySet[GridWorker]:
+    """Workers of communities wholly in reach; for a grid reach, those assigned to its grids."""
+    qs = GridWorker.objects.all() if qs is None else qs
+    if reach.everything:
+        return qs
+    if reach.is_empty:
+        return qs.none()
+    q = _whole_community_q(reach, "community__")
+    if reach.grid_cell_ids:
+        assigned = GridWorker.grid_cells.through.objects.filter(
+            gridworker_id=OuterRef("pk"), gridcell_id__in=reach.grid_cell_ids
+        )
+        q |= Q(Exists(assigned))
+    return qs.filter(q)
+
+
+def stationed_cadres_in_reach(
+    reach: Reach, qs: QuerySet[StationedCadre] | None = None
+) -> QuerySet[StationedCadre]:
+    """Stationed cadres serve a whole community: seen by those whose reach covers it whole."""
+    qs = StationedCadre.objects.all() if qs is None else qs
+    if reach.everything:
+        return qs
+    return qs.filter(_whole_community_q(reach, "community__"))
+
+
+def cadres_in_reach(reach: Reach, qs: QuerySet[Cadre] | None = None) -> QuerySet[Cadre]:
+    """Street officials: seen by everyone whose reach touches their street."""
+    qs = Cadre.objects.all() if qs is None else qs
+    if reach.everything:
+        return qs
+    if reach.is_empty:
+        return qs.none()
+    return qs.filter(street_id__in=reach.street_ids_seen())
+
+
+SCOPES: dict[type[Model], Any] = {
+    PartyOrganisation: party_orgs_in_reach,
+    PartyMember: party_members_in_reach,
+    Enterprise: enterprises_in_reach,
+    GridWorker: grid_workers_in_reach,
+    StationedCadre: stationed_cadres_in_reach,
+    Cadre: cadres_in_reach,
+}
+
+
+def scope(reach: Reach, qs: QuerySet[M]) -> QuerySet[M]:
+    fn = SCOPES.get(qs.model)
+    if fn is None:
+        raise LookupError(f"no reach scope for {qs.model.__name__}")
+    return fn(reach, qs)
+
+
+def get_in_reach(reach: Reach, qs: QuerySet[M], **lookup: Any) -> M:
+    """Fetch one object the user may see; NotInReach for missing and forbidden alike."""
+    if not reach.can_read():
+        raise NotInReach
+    try:
+        return scope(reach, qs).get(**lookup)
+    except (ObjectDoesNotExist, MultipleObjectsReturned, ValueError, TypeError) as exc:
+        raise NotInReach from exc
+
+
+# --- personal data ----------------------------------------------------------------------------
+
+
+def _pii_visible(reach: Reach, model: type[Model], ids: set[int]) -> set[int]:
+    if not ids:
+        return set()
+    pii_reach = capability_reach(reach, "view_pii")
+    if pii_reach.everything:
+        return set(ids)
+    if pii_reach.is_empty:
+        return set()
+    return set(scope(pii_reach, model._default_manager.filter(pk__in=ids)).values_list("pk", flat=True))
+
+
+def pii_visible(
+    *, reach: Reach, objects: Iterable[PartyMember | GridWorker], purpose: str = "API 查询"
+) -> set[int]:
+    """The ids among `objects` whose ID number and phone this user may see unmasked.
+
+    Unmasked only where the user holds a role with `view_pii` over the object's place; one query
+    for the whole page, and one read_pii audit row naming every object revealed (written before
+    the data leaves, so a failed audit write means no data).
+    """
+    objects = list(objects)
+    if not objects:
+        return set()
+    model = type(objects[0])
+    visible = _pii_visible(reach, model, {o.pk for o in objects})
+    if visible:
+        label = model._meta.label
+        noun, key = ("党员", "member_ids") if model is PartyMember else ("网格员", "worker_ids")
+        ids = sorted(visible)
+        audit_record(
+            action=AuditEvent.Action.READ_PII,
+            object_type=label,
+            object_id=ids[0] if len(ids) == 1 else "",
+            summary=f"{purpose}：查看{len(ids)}名{noun}的身份证号/联系电话",
+            changes={key: ids},
+        )
+    return visible

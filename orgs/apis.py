@@ -1,0 +1,851 @@
+"""API of organisations and people: party organisations, members, grid workers, stationed cadres,
+enterprises and rule violations, each scoped by the caller's reach (orgs.access).
+
+Thin: each method parses with a nested serializer, calls a selector or one service, renders with a
+nested output serializer. Writes need the `edit_orgs` capability (ReachAPIView); what they refer to
+(parent, community, grid, buildings, premises) is looked up inside the caller's editing reach, and
+the result must lie inside it too, or the whole write is rolled back. Refusals of the tree and
+space rules come from the services as 400 with their stable code. Personal data is masked unless
+the caller holds `view_pii` over that person; every unmasked answer is audited (read_pii).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from django.db import transaction
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import exceptions, serializers, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework_gis.serializers import GeoFeatureModelSerializer
+
+from grid import access as grid_access
+from grid.api_base import ReachAPIView
+from grid.apis import FeaturePagination, StrictInBBoxFilter
+from grid.errors import GridError
+from grid.models import Street, unit_code_validator
+from orgs import access, pii, selectors, services
+from orgs.models import Enterprise, GridWorker, PartyMember, PartyOrganisation, StationedCadre
+from orgs.rules import RULE_CODES
+
+TAG_ORGS = "党组织"
+TAG_PEOPLE = "党员与工作人员"
+TAG_ENTERPRISES = "两新组织"
+TAG_RULES = "规则检查"
+
+Kind = PartyOrganisation.Kind
+
+
+# --------------------------------------------------------------------------------------------
+# Edge helpers
+# --------------------------------------------------------------------------------------------
+
+
+class ListPagination(PageNumberPagination):
+    """?page=&page_size= (default 100, at most 1000); answers {count, next, previous, results}."""
+
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+PAGE_PARAMETERS = [
+    OpenApiParameter("page", OpenApiTypes.INT, description="页码，从1开始"),
+    OpenApiParameter("page_size", OpenApiTypes.INT, description="每页条数，默认100，最多1000"),
+]
+BBOX_PARAMETER = OpenApiParameter(
+    "in_bbox",
+    OpenApiTypes.STR,
+    description="按范围筛选：最小经度,最小纬度,最大经度,最大纬度（WGS-84）",
+)
+READ_ERRORS = {
+    400: OpenApiResponse(description="参数有误：{code, message, errors}"),
+    403: OpenApiResponse(description="未登录或没有可访问的范围：{code, message}"),
+}
+NOT_FOUND = {404: OpenApiResponse(description="对象不存在或无权访问：{code: not_found, message}")}
+WRITE_ERRORS = {
+    400: OpenApiResponse(
+        description="输入有误或违反组织树/空间规则：{code, message, ...}，code 为稳定的机器代码"
+        "（如 invalid_input、org_parent_kind、org_grid_outside_parent_community、reference_not_found）"
+    ),
+    403: OpenApiResponse(
+        description="角色不能维护党组织（需 edit_orgs）：{code: permission_denied, message}"
+    ),
+}
+
+
+def _parse(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    serializer = serializer_class(data=request.query_params)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _input(
+    serializer_class: type[serializers.Serializer], request: Request, *, partial: bool = False
+) -> dict:
+    serializer = serializer_class(data=request.data, partial=partial)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _not_found_reference(field: str, value: object) -> GridError:
+    # Missing and out-of-reach references read the same, as for fetch-by-id.
+    return GridError(
+        f"{field} 指向的对象不存在或无权访问：{value}", code="reference_not_found", detail={"field": field}
+    )
+
+
+def _one(qs: QuerySet, field: str, **lookup: Any) -> Any:
+    obj = qs.filter(**lookup).first()
+    if obj is None:
+        raise _not_found_reference(field, next(iter(lookup.values())))
+    return obj
+
+
+class MonthField(serializers.DateField):
+    """A month as "YYYY-MM" (a full date is accepted and taken as its month)."""
+
+    def to_internal_value(self, value: Any) -> date:
+        text = str(value).strip()
+        if len(text) == 7 and text[4] == "-":
+            text += "-01"
+        return super().to_internal_value(text).replace(day=1)
+
+    def to_representation(self, value: Any) -> Any:
+        return value.strftime("%Y-%m") if value else None
+
+
+# --------------------------------------------------------------------------------------------
+# Party organisations
+# --------------------------------------------------------------------------------------------
+
+
+class OrgRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="党组织编号")
+    code = serializers.CharField(help_text="组织编码")
+    name = serializers.CharField(help_text="名称")
+
+
+class OrgOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="党组织编号")
+    code = serializers.CharField(help_text="组织编码")
+    name = serializers.CharField(help_text="名称")
+    kind = serializers.CharField(help_text="类别")
+    kind_display = serializers.CharField(source="get_kind_display", help_text="类别（中文）")
+    level = serializers.CharField(help_text="层级")
+    level_display = serializers.CharField(source="get_level_display", help_text="层级（中文）")
+    parent = OrgRefSerializer(allow_null=True, help_text="上级党组织；街道党工委为 null")
+    street_code = serializers.CharField(source="street.code", help_text="所属街道编码")
+    community_code = serializers.CharField(
+        source="community.code", allow_null=True, help_text="挂接的社区编码（社区党组织、驻区单位党组织等）"
+    )
+    grid_code = serializers.CharField(
+        source="grid_cell.code", allow_null=True, help_text="挂接的网格编码（网格党支部）"
+    )
+    building_codes = serializers.SerializerMethodField(help_text="挂接的楼栋编码（楼栋党小组）")
+    premises_id = serializers.IntegerField(allow_null=True, help_text="所在两新组织编号（两新组织党组织）")
+    premises_name = serializers.CharField(
+        source="premises.name", allow_null=True, help_text="所在两新组织名称"
+    )
+    unit_name = serializers.CharField(help_text="驻区单位名称")
+    founded_on = serializers.DateField(allow_null=True, help_text="成立日期")
+    term_started_on = serializers.DateField(allow_null=True, help_text="本届开始日期")
+    term_years = serializers.IntegerField(help_text="任期（年）")
+    is_enlarged = serializers.BooleanField(help_text="是否大工委/大党委")
+    weak = serializers.BooleanField(help_text="是否软弱涣散（整顿中）")
+
+    @extend_schema_field({"type": "array", "items": {"type": "string"}})
+    def get_building_codes(self, obj: PartyOrganisation) -> list[str]:
+        # Prefetched by the selector: sorted here rather than queried again.
+        return sorted(b.code for b in obj.buildings.all())
+
+
+class AncestorSerializer(OrgRefSerializer):
+    kind = serializers.CharField(help_text="类别")
+    level = serializers.CharField(help_text="层级")
+    distance = serializers.IntegerField(help_text="相隔层数：1 为直接上级")
+
+
+def _org_output(org: PartyOrganisation) -> dict[str, Any]:
+    fresh = selectors.party_org_list(reach=grid_access.Reach(everything=True)).get(pk=org.pk)
+    return dict(OrgOutputSerializer(fresh).data)
+
+
+class OrgInputSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=Kind.choices, help_text="类别")
+    level = serializers.ChoiceField(choices=PartyOrganisation.Level.choices, help_text="层级")
+    name = serializers.CharField(max_length=100, help_text="名称")
+    code = serializers.CharField(
+        max_length=32, validators=[unit_code_validator], help_text="组织编码（唯一）"
+    )
+    parent = serializers.IntegerField(
+        required=False, allow_null=True, help_text="上级党组织编号；街道党工委不填"
+    )
+    street = serializers.CharField(
+        required=False, allow_blank=True, max_length=9, help_text="所属街道编码；不填取上级党组织的街道"
+    )
+    community = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=12, help_text="挂接社区编码"
+    )
+    grid_cell = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=15, help_text="挂接网格编码"
+    )
+    buildings = serializers.ListField(
+        child=serializers.CharField(max_length=32), required=False, help_text="楼栋编码（楼栋党小组）"
+    )
+    premises = serializers.IntegerField(required=False, allow_null=True, help_text="所在两新组织编号")
+    unit_name = serializers.CharField(
+        required=False, allow_blank=True, max_length=100, help_text="驻区单位名称"
+    )
+    founded_on = serializers.DateField(required=False, allow_null=True, help_text="成立日期")
+    term_started_on = serializers.DateField(required=False, allow_null=True, help_text="本届开始日期")
+    term_years = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=10, help_text="任期（年）；不填按规则默认"
+    )
+    is_enlarged = serializers.BooleanField(required=False, help_text="是否大工委/大党委")
+
+
+def _org_references(reach: grid_access.Reach, data: dict[str, Any]) -> dict[str, Any]:
+    """Turn the codes and ids of an org input into objects, each looked up inside the reach."""
+    edit = access.capability_reach(reach, "edit_orgs")
+    out: dict[str, Any] = {}
+    if "parent" in data:
+        out["parent"] = (
+            _one(access.party_orgs_in_reach(reach), "parent", pk=data["parent"])
+            if data["parent"] is not None
+            else None
+        )
+    if data.get("street"):
+        out["street"] = _one(grid_access.streets_in_reach(reach), "street", code=data["street"])
+    for field, qs in (
+        ("community", access.communities_wholly_in_reach(edit)),
+        ("grid_cell", grid_access.grid_cells_in_reach(edit)),
+    ):
+        if field in data:
+            out[field] = _one(qs, field, code=data[field]) if data[field] else None
+    if "premises" in data:
+        out["premises"] = (
+            _one(access.enterprises_in_reach(edit), "premises", pk=data["premises"])
+            if data["premises"] is not None
+            else None
+        )
+    if "buildings" in data:
+        codes = list(dict.fromkeys(data["buildings"]))
+        found = list(grid_access.buildings_in_reach(edit).filter(code__in=codes))
+        missing = sorted(set(codes) - {b.code for b in found})
+        if missing:
+            raise _not_found_reference("buildings", "、".join(missing))
+        out["buildings"] = found
+    for field in (
+        "kind",
+        "level",
+        "name",
+        "code",
+        "unit_name",
+        "founded_on",
+        "term_started_on",
+        "term_years",
+    ):
+        if field in data:
+            out[field] = data[field]
+    if "is_enlarged" in data:
+        out["is_enlarged"] = data["is_enlarged"]
+    return out
+
+
+def _check_org_editable(reach: grid_access.Reach, org_id: int) -> None:
+    edit = access.capability_reach(reach, "edit_orgs")
+    if not access.party_orgs_in_reach(
+        edit, PartyOrganisation.objects.filter(pk=org_id), strict=True
+    ).exists():
+        raise GridError("该党组织不在您可维护的范围内", code="org_outside_reach")
+
+
+class OrgListApi(ReachAPIView):
+    write_capability = "edit_orgs"
+
+    class FilterSerializer(serializers.Serializer):
+        kind = serializers.ChoiceField(choices=Kind.choices, required=False, help_text="按类别筛选")
+        community = serializers.CharField(
+            required=False,
+            max_length=12,
+            help_text="只列出该社区（编码）内的党组织（含网格党支部、楼栋党小组等）",
+        )
+        street = serializers.CharField(required=False, max_length=9, help_text="只列出该街道（编码）的党组织")
+        parent = serializers.IntegerField(required=False, help_text="只列出该党组织的直接下级")
+
+    @extend_schema(
+        tags=[TAG_ORGS],
+        summary="党组织列表",
+        description="当前账号范围内的党组织（分页），可按类别、社区、街道和上级筛选。网格员可见本网格的组织及其上级社区、街道组织。",
+        parameters=[FilterSerializer, *PAGE_PARAMETERS],
+        responses={200: OrgOutputSerializer(many=True), **READ_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        f = _parse(self.FilterSerializer, request)
+        qs = selectors.party_org_list(
+            reach=self.reach,
+            kind=f.get("kind"),
+            community_code=f.get("community"),
+            street_code=f.get("street"),
+            parent_id=f.get("parent"),
+        )
+        paginator = ListPagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(OrgOutputSerializer(page, many=True).data)
+
+    @extend_schema(
+        tags=[TAG_ORGS],
+        summary="新建党组织",
+        description="在上级党组织下新建党组织。组织树须与空间一致（如网格党支部的网格须在上级社区党组织的社区内），"
+        "违反时返回 400 和稳定代码，不写入任何数据。",
+        request=OrgInputSerializer,
+        responses={201: OrgOutputSerializer, **WRITE_ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        data = _org_references(self.reach, _input(OrgInputSerializer, request))
+        with transaction.atomic():
+            org = services.party_org_create(**data)
+            _check_org_editable(self.reach, org.pk)
+        return Response(_org_output(org), status=status.HTTP_201_CREATED)
+
+
+class OrgDetailApi(ReachAPIView):
+    write_capability = "edit_orgs"
+
+    @extend_schema(
+        tags=[TAG_ORGS],
+        summary="党组织详情",
+        responses={200: OrgOutputSerializer, **READ_ERRORS, **NOT_FOUND},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(OrgOutputSerializer(selectors.party_org_get(reach=self.reach, org_id=pk)).data)
+
+    @extend_schema(
+        tags=[TAG_ORGS],
+        summary="修改党组织",
+        description="只修改给出的字段；buildings 给出时替换楼栋党小组的全部楼栋。规则同新建。",
+        request=OrgInputSerializer(partial=True),
+        responses={200: OrgOutputSerializer, **WRITE_ERRORS, **NOT_FOUND},
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        org = selectors.party_org_get(reach=self.reach, org_id=pk)
+        _check_org_editable(self.reach, org.pk)
+        data = _org_references(self.reach, _input(OrgInputSerializer, request, partial=True))
+        buildings = data.pop("buildings", None)
+        with transaction.atomic():
+            org = services.party_org_update(org=org, buildings=buildings, **data)
+            _check_org_editable(self.reach, org.pk)
+        return Response(_org_output(org))
+
+
+class OrgSubtreeApi(ReachAPIView):
+    @extend_schema(
+        tags=[TAG_ORGS],
+        summary="党组织及其全部下级",
+        description="该党组织及其所有下级（递归），限当前账号可见的部分，按编码排序（分页）。",
+        parameters=PAGE_PARAMETERS,
+        responses={200: OrgOutputSerializer(many=True), **READ_ERRORS, **NOT_FOUND},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        org = selectors.party_org_get(reach=self.reach, org_id=pk)
+        qs = selectors.party_org_subtree_in_reach(reach=self.reach, org=org)
+        paginator = ListPagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(OrgOutputSerializer(page, many=True).data)
+
+
+class OrgAncestorsApi(ReachAPIView):
+    @extend_schema(
+        tags=[TAG_ORGS],
+        summary="党组织的上级链",
+        description="从街道党工委到直接上级，依次列出（只含编号、编码、名称、类别和层级）。",
+        responses={200: AncestorSerializer(many=True), **READ_ERRORS, **NOT_FOUND},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        org = selectors.party_org_get(reach=self.reach, org_id=pk)
+        # The chain of command above an org one may see is shown as names only: a grid worker
+        # needs to know whom their branch answers to.
+        return Response(AncestorSerializer(selectors.party_org_ancestors(org=org), many=True).data)
+
+
+# --------------------------------------------------------------------------------------------
+# Party members
+# --------------------------------------------------------------------------------------------
+
+
+class MemberOutputSerializer(serializers.Serializer):
+    """A member; id_number and phone are masked unless `pii_masked` is false."""
+
+    id = serializers.IntegerField(help_text="党员编号")
+    name = serializers.CharField(help_text="姓名")
+    gender = serializers.CharField(help_text="性别")
+    gender_display = serializers.CharField(source="get_gender_display", help_text="性别（中文）")
+    birth_date = serializers.DateField(allow_null=True, help_text="出生日期")
+    joined_on = serializers.DateField(allow_null=True, help_text="入党日期")
+    status = serializers.CharField(help_text="党员身份")
+    status_display = serializers.CharField(source="get_status_display", help_text="党员身份（中文）")
+    category = serializers.CharField(help_text="类别")
+    category_display = serializers.CharField(source="get_category_display", help_text="类别（中文）")
+    organisation = OrgRefSerializer(allow_null=True, help_text="所在党组织；null 表示未纳入组织管理")
+    residence_building_code = serializers.CharField(
+        source="residence_building.code", allow_null=True, help_text="居住楼栋编码"
+    )
+    community_code = serializers.CharField(
+        source="residence_building.community.code", allow_null=True, help_text="居住社区编码"
+    )
+    grid_code = serializers.CharField(
+        source="residence_building.grid_cell.code", allow_null=True, help_text="居住网格编码"
+    )
+    id_number = serializers.SerializerMethodField(help_text="身份证号（无查看权限时脱敏）")
+    phone = serializers.SerializerMethodField(help_text="联系电话（无查看权限时脱敏）")
+    pii_masked = serializers.SerializerMethodField(help_text="身份证号和电话是否已脱敏")
+    work_unit = serializers.CharField(help_text="工作单位")
+    reported_community_code = serializers.CharField(
+        source="reported_community.code", allow_null=True, help_text="双报到社区编码"
+    )
+    reported_on = serializers.DateField(allow_null=True, help_text="报到日期")
+    dues_paid_through = MonthField(allow_null=True, help_text="党费缴至（YYYY-MM）")
+
+    def _unmasked(self, obj: PartyMember) -> bool:
+        return obj.pk in self.context.get("pii_visible", ())
+
+    def get_id_number(self, obj: PartyMember) -> str:
+        clear = pii.pii_reveal(obj.id_number_cipher)
+        return clear if self._unmasked(obj) else pii.mask_id_number(clear)
+
+    def get_phone(self, obj: PartyMember) -> str:
+        clear = pii.pii_reveal(obj.phone_cipher)
+        return clear if self._unmasked(obj) else pii.mask_phone(clear)
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def get_pii_masked(self, obj: PartyMember) -> bool:
+        return not self._unmasked(obj)
+
+
+class MemberInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=32, help_text="姓名")
+    gender = serializers.ChoiceField(choices=PartyMember.Gender.choices, help_text="性别")
+    status = serializers.ChoiceField(choices=PartyMember.Status.choices, required=False, help_text="党员身份")
+    category = serializers.ChoiceField(choices=PartyMember.Category.choices, required=False, help_text="类别")
+    birth_date = serializers.DateField(required=False, allow_null=True, help_text="出生日期")
+    joined_on = serializers.DateField(required=False, allow_null=True, help_text="入党日期")
+    organisation = serializers.IntegerField(required=False, allow_null=True, help_text="所在党组织编号")
+    residence_building = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=32, help_text="居住楼栋编码"
+    )
+    id_number = serializers.CharField(
+        required=False, allow_blank=True, max_length=32, help_text="身份证号（18位，校验码须正确）"
+    )
+    phone = serializers.CharField(required=False, allow_blank=True, max_length=32, help_text="联系电话")
+    work_unit = serializers.CharField(required=False, allow_blank=True, max_length=100, help_text="工作单位")
+    reported_community = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=12, help_text="双报到社区编码"
+    )
+    reported_on = serializers.DateField(required=False, allow_null=True, help_text="报到日期")
+    dues_paid_through = MonthField(required=False, allow_null=True, help_text="党费缴至（YYYY-MM）")
+
+
+def _member_references(reach: grid_access.Reach, data: dict[str, Any]) -> dict[str, Any]:
+    edit = access.capability_reach(reach, "edit_orgs")
+    out = dict(data)
+    if "organisation" in data:
+        out["organisation"] = (
+            _one(access.party_orgs_in_reach(edit, strict=True), "organisation", pk=data["organisation"])
+            if data["organisation"] is not None
+            else None
+        )
+    if "residence_building" in data:
+        out["residence_building"] = (
+            _one(grid_access.buildings_in_reach(edit), "residence_building", code=data["residence_building"])
+            if data["residence_building"]
+            else None
+        )
+    if "reported_community" in data:
+        out["reported_community"] = (
+            _one(
+                grid_access.communities_in_reach(reach), "reported_community", code=data["reported_community"]
+            )
+            if data["reported_community"]
+            else None
+        )
+    return out
+
+
+def _check_member_editable(reach: grid_access.Reach, member_id: int) -> None:
+    """A member written through the API must stay where the writer can see and edit them."""
+    edit = access.capability_reach(reach, "edit_orgs")
+    if not access.party_members_in_reach(edit, PartyMember.objects.filter(pk=member_id)).exists():
+        raise GridError("党员须属于您可维护范围内的党组织或居住楼栋", code="member_outside_reach")
+
+
+def _member_output(member: PartyMember) -> dict[str, Any]:
+    # A write answers masked: the writer typed the values; echoing them needs no read_pii row.
+    fresh = selectors.party_member_list(reach=grid_access.Reach(everything=True)).get(pk=member.pk)
+    return dict(MemberOutputSerializer(fresh).data)
+
+
+class MemberListApi(ReachAPIView):
+    write_capability = "edit_orgs"
+
+    class FilterSerializer(serializers.Serializer):
+        organisation = serializers.IntegerField(required=False, help_text="只列出该党组织（编号）的党员")
+        community = serializers.CharField(
+            required=False, max_length=12, help_text="只列出居住在该社区（编码）的党员"
+        )
+        grid = serializers.CharField(
+            required=False, max_length=15, help_text="只列出居住在该网格（编码）的党员"
+        )
+        category = serializers.ChoiceField(
+            choices=PartyMember.Category.choices, required=False, help_text="按类别筛选"
+        )
+        status = serializers.ChoiceField(
+            choices=PartyMember.Status.choices, required=False, help_text="按身份筛选"
+        )
+
+    @extend_schema(
+        tags=[TAG_PEOPLE],
+        summary="党员列表",
+        description="当前账号范围内的党员（分页）。身份证号和联系电话默认脱敏；街道、社区管理员在其管辖范围内可见明文，"
+        "每次明文查看都记入审计日志（read_pii）。",
+        parameters=[FilterSerializer, *PAGE_PARAMETERS],
+        responses={200: MemberOutputSerializer(many=True), **READ_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        f = _parse(self.FilterSerializer, request)
+        qs = selectors.party_member_list(
+            reach=self.reach,
+            organisation_id=f.get("organisation"),
+            community_code=f.get("community"),
+            grid_code=f.get("grid"),
+            category=f.get("category"),
+            status=f.get("status"),
+        )
+        paginator = ListPagination()
+        page = paginator.paginate_queryset(qs, request, view=self) or []
+        visible = access.pii_visible(reach=self.reach, objects=page, purpose="党员列表")
+        data = MemberOutputSerializer(page, many=True, context={"pii_visible": visible}).data
+        return paginator.get_paginated_response(data)
+
+    @extend_schema(
+        tags=[TAG_PEOPLE],
+        summary="新增党员",
+        description="党员须属于可维护范围内的党组织或居住楼栋；身份证号按哈希查重（重复返回 member_duplicate_id_number）。",
+        request=MemberInputSerializer,
+        responses={201: MemberOutputSerializer, **WRITE_ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        data = _member_references(self.reach, _input(MemberInputSerializer, request))
+        with transaction.atomic():
+            member = services.party_member_create(**data)
+            _check_member_editable(self.reach, member.pk)
+        return Response(_member_output(member), status=status.HTTP_201_CREATED)
+
+
+class MemberDetailApi(ReachAPIView):
+    write_capability = "edit_orgs"
+
+    @extend_schema(
+        tags=[TAG_PEOPLE],
+        summary="党员详情",
+        description="有查看权限时返回明文身份证号和电话，并记入审计日志（read_pii）。",
+        responses={200: MemberOutputSerializer, **READ_ERRORS, **NOT_FOUND},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        member = selectors.party_member_get(reach=self.reach, member_id=pk)
+        visible = access.pii_visible(reach=self.reach, objects=[member], purpose="党员详情")
+        return Response(MemberOutputSerializer(member, context={"pii_visible": visible}).data)
+
+    @extend_schema(
+        tags=[TAG_PEOPLE],
+        summary="修改党员",
+        description="只修改给出的字段；id_number、phone 给出空字符串表示清除。",
+        request=MemberInputSerializer(partial=True),
+        responses={200: MemberOutputSerializer, **WRITE_ERRORS, **NOT_FOUND},
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        member = selectors.party_member_get(reach=self.reach, member_id=pk)
+        _check_member_editable(self.reach, member.pk)
+        data = _member_references(self.reach, _input(MemberInputSerializer, request, partial=True))
+        pii_changes = {k: data.pop(k) for k in ("id_number", "phone") if k in data}
+        with transaction.atomic():
+            member = services.party_member_update(member=member, **pii_changes, **data)
+            _check_member_editable(self.reach, member.pk)
+        return Response(_member_output(member))
+
+
+# --------------------------------------------------------------------------------------------
+# Grid workers and stationed cadres
+# --------------------------------------------------------------------------------------------
+
+
+class GridCellRefSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="网格编码")
+    name = serializers.CharField(help_text="网格名称")
+
+
+class WorkerOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="网格员编号")
+    name = serializers.CharField(help_text="姓名")
+    community_code = serializers.CharField(source="community.code", help_text="所属社区编码")
+    community_name = serializers.CharField(source="community.name", help_text="所属社区名称")
+    grid_cells = GridCellRefSerializer(many=True, help_text="负责网格")
+    full_time = serializers.BooleanField(help_text="是否专职社区工作者")
+    active = serializers.BooleanField(help_text="是否在岗")
+    phone = serializers.SerializerMethodField(help_text="联系电话（无查看权限时脱敏）")
+    pii_masked = serializers.SerializerMethodField(help_text="电话是否已脱敏")
+
+    def get_phone(self, obj: GridWorker) -> str:
+        clear = pii.pii_reveal(obj.phone_cipher)
+        return clear if obj.pk in self.context.get("pii_visible", ()) else pii.mask_phone(clear)
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def get_pii_masked(self, obj: GridWorker) -> bool:
+        return obj.pk not in self.context.get("pii_visible", ())
+
+
+class WorkerListApi(ReachAPIView):
+    class FilterSerializer(serializers.Serializer):
+        community = serializers.CharField(
+            required=False, max_length=12, help_text="只列出该社区（编码）的网格员"
+        )
+        grid = serializers.CharField(
+            required=False, max_length=15, help_text="只列出负责该网格（编码）的网格员"
+        )
+
+    @extend_schema(
+        tags=[TAG_PEOPLE],
+        summary="网格员列表",
+        description="当前账号范围内的网格员及其负责网格（分页）；电话脱敏规则同党员。",
+        parameters=[FilterSerializer, *PAGE_PARAMETERS],
+        responses={200: WorkerOutputSerializer(many=True), **READ_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        f = _parse(self.FilterSerializer, request)
+        qs = selectors.grid_worker_list(
+            reach=self.reach, community_code=f.get("community"), grid_code=f.get("grid")
+        )
+        paginator = ListPagination()
+        page = paginator.paginate_queryset(qs, request, view=self) or []
+        visible = access.pii_visible(reach=self.reach, objects=page, purpose="网格员列表")
+        data = WorkerOutputSerializer(page, many=True, context={"pii_visible": visible}).data
+        return paginator.get_paginated_response(data)
+
+
+class WorkerDetailApi(ReachAPIView):
+    @extend_schema(
+        tags=[TAG_PEOPLE],
+        summary="网格员详情",
+        responses={200: WorkerOutputSerializer, **READ_ERRORS, **NOT_FOUND},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        worker = selectors.grid_worker_get(reach=self.reach, worker_id=pk)
+        visible = access.pii_visible(reach=self.reach, objects=[worker], purpose="网格员详情")
+        return Response(WorkerOutputSerializer(worker, context={"pii_visible": visible}).data)
+
+
+class CadreOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="驻点干部编号")
+    name = serializers.CharField(help_text="姓名")
+    community_code = serializers.CharField(source="community.code", help_text="驻点社区编码")
+    community_name = serializers.CharField(source="community.name", help_text="驻点社区名称")
+    period_start = serializers.DateField(help_text="驻点开始")
+    period_end = serializers.DateField(allow_null=True, help_text="驻点结束；null 表示仍在驻点")
+    required_days_per_month = serializers.IntegerField(help_text="每月应驻点天数")
+    required_contacts_per_month = serializers.IntegerField(help_text="每月应联系群众次数")
+
+
+class CadreListApi(ReachAPIView):
+    class FilterSerializer(serializers.Serializer):
+        community = serializers.CharField(
+            required=False, max_length=12, help_text="只列出驻该社区（编码）的干部"
+        )
+        date = serializers.DateField(required=False, help_text="只列出该日（YYYY-MM-DD）在驻点期内的干部")
+
+    @extend_schema(
+        tags=[TAG_PEOPLE],
+        summary="驻点干部列表",
+        description="当前账号整体管辖的社区中的驻点干部（分页）。",
+        parameters=[FilterSerializer, *PAGE_PARAMETERS],
+        responses={200: CadreOutputSerializer(many=True), **READ_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        f = _parse(self.FilterSerializer, request)
+        qs = selectors.stationed_cadre_list(
+            reach=self.reach, community_code=f.get("community"), on_date=f.get("date")
+        )
+        paginator = ListPagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(CadreOutputSerializer(page, many=True).data)
+
+
+class CadreDetailApi(ReachAPIView):
+    write_capability = "edit_orgs"
+
+    class InputSerializer(serializers.Serializer):
+        period_start = serializers.DateField(required=False, help_text="驻点开始")
+        period_end = serializers.DateField(required=False, allow_null=True, help_text="驻点结束")
+        required_days_per_month = serializers.IntegerField(
+            required=False, min_value=0, max_value=31, help_text="每月应驻点天数"
+        )
+        required_contacts_per_month = serializers.IntegerField(
+            required=False, min_value=0, help_text="每月应联系群众次数"
+        )
+
+    @extend_schema(
+        tags=[TAG_PEOPLE],
+        summary="驻点干部详情",
+        responses={200: CadreOutputSerializer, **READ_ERRORS, **NOT_FOUND},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(
+            CadreOutputSerializer(selectors.stationed_cadre_get(reach=self.reach, cadre_id=pk)).data
+        )
+
+    @extend_schema(
+        tags=[TAG_PEOPLE],
+        summary="修改驻点干部",
+        description="修改驻点期和每月任务（如结束驻点）。",
+        request=InputSerializer,
+        responses={200: CadreOutputSerializer, **WRITE_ERRORS, **NOT_FOUND},
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        edit = access.capability_reach(self.reach, "edit_orgs")
+        cadre = selectors.stationed_cadre_get(reach=self.reach, cadre_id=pk)
+        if not access.stationed_cadres_in_reach(edit, StationedCadre.objects.filter(pk=pk)).exists():
+            raise exceptions.PermissionDenied("该驻点干部不在您可维护的范围内")
+        data = _input(self.InputSerializer, request, partial=True)
+        cadre = services.stationed_cadre_update(cadre=cadre, **data)
+        return Response(CadreOutputSerializer(cadre).data)
+
+
+# --------------------------------------------------------------------------------------------
+# Enterprises (GeoJSON)
+# --------------------------------------------------------------------------------------------
+
+
+class EnterpriseFeatureSerializer(GeoFeatureModelSerializer):
+    kind_display = serializers.CharField(source="get_kind_display", read_only=True, help_text="类型（中文）")
+    community_code = serializers.CharField(
+        source="community.code", read_only=True, allow_null=True, help_text="所在社区编码"
+    )
+    building_code = serializers.CharField(
+        source="building.code", read_only=True, allow_null=True, help_text="所在楼栋编码"
+    )
+    has_own_org = serializers.BooleanField(read_only=True, help_text="是否已单独组建党组织")
+    covering_joint_branch_id = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="覆盖的联合党支部编号"
+    )
+    instructor_name = serializers.CharField(
+        source="instructor.name", read_only=True, allow_null=True, help_text="党建指导员"
+    )
+
+    class Meta:
+        model = Enterprise
+        geo_field = "geom"
+        id_field = "id"
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "kind_display",
+            "credit_code",
+            "community_code",
+            "building_code",
+            "employee_count",
+            "has_own_org",
+            "covering_joint_branch_id",
+            "instructor_name",
+        ]
+
+
+class EnterpriseListApi(ReachAPIView):
+    bbox_filter_field = "geom"
+    bbox_filter_include_overlapping = True
+
+    class FilterSerializer(serializers.Serializer):
+        community = serializers.CharField(
+            required=False, max_length=12, help_text="只列出该社区（编码）的两新组织"
+        )
+        kind = serializers.ChoiceField(
+            choices=Enterprise.Kind.choices, required=False, help_text="按类型筛选"
+        )
+
+    @extend_schema(
+        tags=[TAG_ENTERPRISES],
+        summary="两新组织列表",
+        description="当前账号范围内的非公企业和社会组织位置，GeoJSON FeatureCollection（分页），属性含是否单独建党组织。",
+        parameters=[FilterSerializer, BBOX_PARAMETER, *PAGE_PARAMETERS],
+        responses={200: EnterpriseFeatureSerializer(many=True), **READ_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        f = _parse(self.FilterSerializer, request)
+        qs = selectors.enterprise_list(
+            reach=self.reach, community_code=f.get("community"), kind=f.get("kind")
+        )
+        qs = StrictInBBoxFilter().filter_queryset(request, qs, self)
+        paginator = FeaturePagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(EnterpriseFeatureSerializer(page, many=True).data)
+
+
+class EnterpriseDetailApi(ReachAPIView):
+    @extend_schema(
+        tags=[TAG_ENTERPRISES],
+        summary="两新组织详情",
+        description="一个两新组织，GeoJSON Feature（几何为位置点）。",
+        responses={200: EnterpriseFeatureSerializer, **READ_ERRORS, **NOT_FOUND},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        enterprise = selectors.enterprise_get(reach=self.reach, enterprise_id=pk)
+        return Response(EnterpriseFeatureSerializer(enterprise).data)
+
+
+# --------------------------------------------------------------------------------------------
+# Rule violations
+# --------------------------------------------------------------------------------------------
+
+
+class ViolationSerializer(serializers.Serializer):
+    rule_code = serializers.CharField(help_text="规则代码（稳定），如 org_term_overdue")
+    rule_label = serializers.CharField(help_text="规则名称（中文）")
+    subject_type = serializers.CharField(help_text="对象类型：org、community 或 enterprise")
+    subject_id = serializers.IntegerField(help_text="对象编号")
+    subject_name = serializers.CharField(help_text="对象名称")
+    responsible_org_id = serializers.IntegerField(allow_null=True, help_text="责任党组织编号")
+    responsible_org_name = serializers.CharField(help_text="责任党组织名称（兜底时注明）")
+    message = serializers.CharField(help_text="说明（中文）")
+    detail = serializers.DictField(help_text="明细（人数、阈值、日期等）")
+
+
+class ViolationListApi(ReachAPIView):
+    class FilterSerializer(serializers.Serializer):
+        street = serializers.CharField(
+            required=False, max_length=9, help_text="街道编码；不填为账号范围内的全部街道"
+        )
+        date = serializers.DateField(required=False, help_text="按此日期检查（YYYY-MM-DD），默认今天")
+
+    @extend_schema(
+        tags=[TAG_RULES],
+        summary="规则检查结果",
+        description="党组织设置、换届、大工委/大党委、社区工作者配备和两新组织覆盖规则的违规项（分页），"
+        "只含当前账号范围内的对象。",
+        parameters=[FilterSerializer, *PAGE_PARAMETERS],
+        responses={200: ViolationSerializer(many=True), **READ_ERRORS, **NOT_FOUND},
+    )
+    def get(self, request: Request) -> Response:
+        f = _parse(self.FilterSerializer, request)
+        street: Street | None = None
+        if f.get("street"):
+            street = grid_access.get_in_reach(self.reach, Street.objects.all(), code=f["street"])
+        rows = [
+            v.as_dict() | {"rule_label": RULE_CODES.get(v.rule_code, v.rule_code)}
+            for v in selectors.rule_violations(reach=self.reach, street=street, today=f.get("date"))
+        ]
+        paginator = ListPagination()
+        page = paginator.paginate_queryset(rows, request, view=self)
+        return paginator.get_paginated_response(ViolationSerializer(page, many=True).data)

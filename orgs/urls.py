@@ -1,0 +1,20 @@
+from django.urls import path
+
+from orgs import apis
+
+app_name = "orgs"
+urlpatterns = [
+    path("organisations/", apis.OrgListApi.as_view(), name="org-list"),
+    path("organisations/<int:pk>/", apis.OrgDetailApi.as_view(), name="org-detail"),
+    path("organisations/<int:pk>/subtree/", apis.OrgSubtreeApi.as_view(), name="org-subtree"),
+    path("organisations/<int:pk>/ancestors/", apis.OrgAncestorsApi.as_view(), name="org-ancestors"),
+    path("members/", apis.MemberListApi.as_view(), name="member-list"),
+    path("members/<int:pk>/", apis.MemberDetailApi.as_view(), name="member-detail"),
+    path("grid-workers/", apis.WorkerListApi.as_view(), name="worker-list"),
+    path("grid-workers/<int:pk>/", apis.WorkerDetailApi.as_view(), name="worker-detail"),
+    path("stationed-cadres/", apis.CadreListApi.as_view(), name="cadre-list"),
+    path("stationed-cadres/<int:pk>/", apis.CadreDetailApi.as_view(), name="cadre-detail"),
+    path("enterprises/", apis.EnterpriseListApi.as_view(), name="enterprise-list"),
+    path("enterprises/<int:pk>/", apis.EnterpriseDetailApi.as_view(), name="enterprise-detail"),
+    path("rules/violations/", apis.ViolationListApi.as_view(), name="violation-list"),
+]

@@ -298,3 +298,6 @@ WANGGE_RULES = {
     "enterprise_members_for_own_org": 3,
     "weak_org_conversion_target": 0.9,
 }
+
+# django-axes' admin pages are English-only; lockouts are cleared with `manage.py axes_reset_username`.
+AXES_ENABLE_ADMIN = False

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from django.core.exceptions import MultipleObjectsReturned, ObjectDoesNotExist
 from django.db.models import Model, Q, QuerySet
 
 from grid.models import (
@@ -139,7 +140,7 @@ def reach_for_user(user: AbstractBaseUser | AnonymousUser | None) -> Reach:
     """The reach of `user` from their active role assignments. Superusers reach everything."""
     if user is None or not user.is_authenticated or not user.is_active:
         return NO_REACH
-    if user.is_superuser:
+    if getattr(user, "is_superuser", False):
         return Reach(everything=True, roles=frozenset(Role), user_id=user.pk)
     rows = RoleAssignment.objects.filter(user_id=user.pk, revoked_at__isnull=True).values_list(
         "role", "street_id", "community_id", "grid_cell_id"
@@ -247,5 +248,5 @@ def get_in_reach(reach: Reach, qs: QuerySet[M], **lookup: Any) -> M:
         raise NotInReach
     try:
         return scope(reach, qs).get(**lookup)
-    except (qs.model.DoesNotExist, qs.model.MultipleObjectsReturned, ValueError, TypeError) as exc:
+    except (ObjectDoesNotExist, MultipleObjectsReturned, ValueError, TypeError) as exc:
         raise NotInReach from exc

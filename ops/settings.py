@@ -11,6 +11,7 @@ the transport-security settings that `manage.py check --deploy` asks for.
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -283,7 +284,7 @@ if PRODUCTION and (not PII_ENCRYPTION_KEYS or _DEV_PII_KEY in PII_ENCRYPTION_KEY
     raise ImproperlyConfigured("生产模式必须设置 PII_ENCRYPTION_KEYS 和 PII_HASH_KEY (personal-data keys are required)")
 
 # Thresholds of the rules the system checks (DOMAIN.md); a street office may tune them.
-WANGGE_RULES = {
+WANGGE_RULES: dict[str, Any] = {
     "branch_min_full_members": 3,  # 3+ full members may form a 支部
     "general_branch_members": 50,  # ~50+ a 党总支
     "committee_members": 100,  # 100+ a 党委

@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db.models import Count, Exists, OuterRef, Q
@@ -28,7 +28,7 @@ from orgs.models import Enterprise, PartyMember, PartyOrganisation
 
 Kind = PartyOrganisation.Kind
 Level = PartyOrganisation.Level
-_LEVEL_RANK = {Level.BRANCH: 0, Level.GENERAL_BRANCH: 1, Level.COMMITTEE: 2}
+_LEVEL_RANK: dict[str, int] = {Level.BRANCH: 0, Level.GENERAL_BRANCH: 1, Level.COMMITTEE: 2}
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def check_terms(*, street_id: int | None, today: date, who: _Responsible) -> lis
     windows = sorted(int(d) for d in _rules()["term_reminder_days"])
     out: list[RuleViolation] = []
     for row in sql.org_terms_ending_by(street_id=street_id, until=today + timedelta(days=windows[-1])):
-        ends: date = row["term_ends_on"]
+        ends = cast(date, row["term_ends_on"])
         days_left = (ends - today).days
         base = {"org_id": row["id"], "name": str(row["name"]), "resp": _superior(row)}
         detail: dict[str, Any] = {

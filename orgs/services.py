@@ -20,10 +20,10 @@ makes a cycle impossible, so no ancestor walk is needed on re-parenting.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.gis.geos import Point
@@ -58,7 +58,7 @@ ALLOWED_PARENT_KINDS: dict[str, set[str]] = {
     Kind.JOINT_BRANCH: {Kind.STREET_COMMITTEE, Kind.COMMUNITY_ORG},
 }
 _ORG_LEVELS = {Level.COMMITTEE, Level.GENERAL_BRANCH, Level.BRANCH}
-ALLOWED_LEVELS: dict[str, set[str]] = {
+ALLOWED_LEVELS: dict[str, Collection[str]] = {
     Kind.STREET_COMMITTEE: {Level.WORKING_COMMITTEE},
     Kind.COMMUNITY_ORG: _ORG_LEVELS,
     Kind.GRID_BRANCH: _ORG_LEVELS,
@@ -190,9 +190,9 @@ def _check_row(org: PartyOrganisation, buildings: Sequence[Building] | None) -> 
     if org.kind not in ALLOWED_LEVELS:
         raise AttachmentInvalid(f"未知的党组织类别：{org.kind}", code="org_kind_invalid")
     if org.level not in ALLOWED_LEVELS[org.kind]:
-        allowed = "、".join(Level(x).label for x in sorted(ALLOWED_LEVELS[org.kind]))
+        allowed_labels = "、".join(Level(x).label for x in sorted(ALLOWED_LEVELS[org.kind]))
         raise AttachmentInvalid(
-            f"{_kind_label(org.kind)}的层级只能是：{allowed}",
+            f"{_kind_label(org.kind)}的层级只能是：{allowed_labels}",
             code="org_level_invalid",
             detail={"level": org.level},
         )
@@ -231,7 +231,7 @@ def _check_uniques(org: PartyOrganisation) -> None:
         raise OrgError("该街道已有街道党工委", code="org_street_committee_exists")
     if (
         org.kind == Kind.COMMUNITY_ORG
-        and others.filter(kind=org.kind, community_id=org.community_id).exists()
+        and others.filter(kind=org.kind, community_id=cast(int, org.community_id)).exists()
     ):
         raise OrgError("该社区已有社区党组织", code="org_community_taken")
     if org.kind == Kind.GRID_BRANCH and others.filter(kind=org.kind, grid_cell_id=org.grid_cell_id).exists():
@@ -272,7 +272,7 @@ def _check_space(
         parent.community_id if parent is not None and parent.kind == Kind.COMMUNITY_ORG else None
     )
     if org.kind == Kind.GRID_BRANCH:
-        cell = GridCell.objects.select_related("community").get(pk=org.grid_cell_id)
+        cell = GridCell.objects.select_related("community").get(pk=cast(int, org.grid_cell_id))
         if parent is not None and cell.community_id != parent.community_id:
             raise TreeMismatch(
                 f"网格“{cell.name}”位于社区“{cell.community.name}”，不在上级社区党组织所在社区内",
@@ -288,7 +288,7 @@ def _check_space(
                 detail={"buildings": outside},
             )
     elif org.kind == Kind.ENTERPRISE_ORG:
-        premises = Enterprise.objects.select_related("community").get(pk=org.premises_id)
+        premises = Enterprise.objects.select_related("community").get(pk=cast(int, org.premises_id))
         if premises.community is None or premises.community.street_id != org.street_id:
             raise TreeMismatch(f"两新组织“{premises.name}”不在本街道内", code="org_premises_outside_street")
         if parent_community is not None and premises.community_id != parent_community:
@@ -312,16 +312,16 @@ def _check_children(org: PartyOrganisation) -> None:
     if children.exclude(street_id=org.street_id).exists():
         raise TreeMismatch("现有下级党组织属于其他街道", code="org_children_street_conflict")
     if org.kind == Kind.COMMUNITY_ORG:
-        if children.filter(kind=Kind.GRID_BRANCH).exclude(grid_cell__community_id=org.community_id).exists():
+        if children.filter(kind=Kind.GRID_BRANCH).exclude(grid_cell__community_id=cast(int, org.community_id)).exists():
             raise TreeMismatch(
                 "现有下级网格党支部的网格不在新的所在社区内", code="org_children_outside_community"
             )
         if (
             children.filter(kind=Kind.ENTERPRISE_ORG)
-            .exclude(premises__community_id=org.community_id)
+            .exclude(premises__community_id=cast(int, org.community_id))
             .exists()
             or children.filter(kind__in=[Kind.RESIDENT_UNIT_ORG, Kind.JOINT_BRANCH], community__isnull=False)
-            .exclude(community_id=org.community_id)
+            .exclude(community_id=cast(int, org.community_id))
             .exists()
         ):
             raise TreeMismatch("现有下级党组织不在新的所在社区内", code="org_children_outside_community")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 from django.db import connection
 
@@ -55,13 +56,13 @@ ANCESTORS = f"""
 """  # noqa: S608 - table name and a constant
 
 
-def _street_filter(alias: str, street_id: int | None) -> tuple[str, list[object]]:
+def _street_filter(alias: str, street_id: int | None) -> tuple[str, list[Any]]:
     if street_id is None:
         return "", []
     return f" AND {alias}.street_id = %s", [street_id]
 
 
-def org_member_counts(*, street_id: int | None, levels: Sequence[str]) -> list[dict[str, object]]:
+def org_member_counts(*, street_id: int | None, levels: Sequence[str]) -> list[dict[str, Any]]:
     """Members (all, and full only) of each organisation at `levels`, counting its whole subtree.
 
     A 党委's members are those of its branches and groups too, so a per-org Count is not enough:
@@ -93,7 +94,7 @@ def org_member_counts(*, street_id: int | None, levels: Sequence[str]) -> list[d
         return [dict(zip(cols, row, strict=True)) for row in cursor.fetchall()]
 
 
-def org_terms_ending_by(*, street_id: int | None, until: date) -> list[dict[str, object]]:
+def org_terms_ending_by(*, street_id: int | None, until: date) -> list[dict[str, Any]]:
     """Organisations whose current term ends on or before `until` (overdue ones included).
 
     Raw because the end of a term is `start + term_years years` (a per-row interval), which the
@@ -127,7 +128,7 @@ def enterprises_locate(enterprise_ids: Sequence[int] | None) -> int:
     of rows whose community changed.
     """
     where = "WHERE e.id = ANY(%s)" if enterprise_ids is not None else ""
-    params: list[object] = [list(enterprise_ids)] if enterprise_ids is not None else []
+    params: list[Any] = [list(enterprise_ids)] if enterprise_ids is not None else []
     with connection.cursor() as cursor:
         cursor.execute(
             f"""

@@ -7,8 +7,12 @@ generator's streets is deleted. The database then holds exactly the requested da
 霞山区, whatever ran before: `demo` after `district` shrinks it back to 海滨街道, and `district`
 after `demo` keeps 海滨街道 untouched (its blocks, codes and shapes are the same in both scales).
 
+The organisation side (data/demo_orgs.py: party organisations, members, enterprises, workers)
+is generated in memory from the space, staged beside it, and written after it; its stale rows are
+deleted first, while the old streets still exist to scope by.
+
 Everything happens in one transaction: a failed run leaves the previous data set as it was.
-Later stages (organisations, members, visits) build on the ids returned in `DemoSummary.space`.
+Later stages (visits) build on the ids returned in `DemoSummary.space`.
 """
 
 from __future__ import annotations
@@ -19,11 +23,14 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import shapely
+from django.conf import settings
 from django.contrib.gis.geos import GEOSGeometry
 from django.db import transaction
+from django.utils import timezone
 
-from data import demo_names, demo_space
+from data import demo_names, demo_orgs, demo_space
 from data import sql as demo_sql
+from data.demo_orgs import DemoOrgs, DemoOrgsError, DemoOrgsSummary
 from data.demo_space import ADCODE, DemoGeometryError, DemoSpace
 from grid import services as grid_services
 from grid import sql as grid_sql
@@ -36,7 +43,7 @@ BOUNDARY_NOTE = "演示数据"
 # Every street code the generator can produce; rows under other streets are never touched.
 MANAGED_STREET_CODES = [f"{ADCODE}{suffix}" for suffix in sorted(demo_names.STREET_NAMES)]
 
-__all__ = ["DemoGeometryError", "DemoSpaceIds", "DemoSummary", "demo_build"]
+__all__ = ["DemoGeometryError", "DemoOrgsError", "DemoSpaceIds", "DemoSummary", "demo_build"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,7 @@ class DemoSummary:
     seconds: float
     stage_seconds: dict[str, float] = field(default_factory=dict)
     space: DemoSpaceIds | None = None
+    orgs: DemoOrgsSummary | None = None
 
     @property
     def changed(self) -> bool:
@@ -126,10 +134,13 @@ def _stage(space: DemoSpace) -> None:
 
 
 @transaction.atomic
-def _write(space: DemoSpace, clock: _Clock) -> tuple[dict[str, dict[str, int]], object, DemoSpaceIds]:
+def _write(space: DemoSpace, orgs: DemoOrgs, clock: _Clock) -> tuple[dict[str, dict[str, int]], object, DemoSpaceIds]:
     _stage(space)
-    clock("暂存到临时表（COPY）")
-    deleted = demo_sql.delete_stale(managed_street_codes=MANAGED_STREET_CODES)
+    demo_orgs.orgs_stage(orgs)
+    clock("暂存到临时表（COPY，个人信息加密）")
+    # Organisation-side rows first: they are scoped by streets the space's clean-up may delete.
+    deleted = demo_sql.delete_stale_orgs(managed_street_codes=MANAGED_STREET_CODES)
+    deleted |= demo_sql.delete_stale(managed_street_codes=MANAGED_STREET_CODES)
     clock("清理旧演示数据")
     created: dict[str, int] = {}
     updated: dict[str, int] = {}
@@ -167,6 +178,11 @@ def _write(space: DemoSpace, clock: _Clock) -> tuple[dict[str, dict[str, int]], 
     for code, comm in zip(space.buildings.code, space.buildings.community_code, strict=True):
         ids.building_codes_by_community[comm].append(code)
 
+    org_created, org_updated = demo_orgs.orgs_upsert(orgs, managed_street_codes=MANAGED_STREET_CODES)
+    created |= org_created
+    updated |= org_updated
+    clock(f"写入党组织 {len(orgs.orgs)} 个、党员 {len(orgs.members)} 名、两新组织、网格员、驻点干部")
+
     counts = {"created": created, "updated": updated, "deleted": deleted}
     if any(sum(v.values()) for v in counts.values()) or result.changed_boundary_ids:
         audit_record(
@@ -180,16 +196,20 @@ def _write(space: DemoSpace, clock: _Clock) -> tuple[dict[str, dict[str, int]], 
     return counts, result, ids
 
 
-def demo_build(*, scale: str, seed: int, progress: Progress | None = None) -> DemoSummary:
+def demo_build(*, scale: str, seed: int, progress: Progress | None = None, today: date | None = None) -> DemoSummary:
     """Make the database hold the demo data set of `scale` ("demo" or "district") for `seed`.
 
-    The same scale and seed always give the same data; running twice changes nothing the second
-    time. Raises DemoGeometryError (before writing anything) if the generated space breaks its
-    own invariants.
+    The same scale, seed and day always give the same data; running twice changes nothing the
+    second time (`today` places term ends, dues and ratings; injectable for tests). Raises
+    DemoGeometryError (before writing anything) if the generated space breaks its own invariants,
+    DemoOrgsError (rolled back) if the written organisation tree disagrees with the space.
     """
     clock = _Clock(progress)
+    today = today or timezone.localdate()
     space = demo_space.build_space(scale=scale, seed=seed, progress=clock)
-    counts, result, ids = _write(space, clock)
+    orgs = demo_orgs.build_orgs(space=space, today=today, rules=settings.WANGGE_RULES)
+    clock(f"生成党组织 {len(orgs.orgs)} 个、党员 {len(orgs.members)} 名、两新组织 {len(orgs.enterprises)} 个")
+    counts, result, ids = _write(space, orgs, clock)
     return DemoSummary(
         scale=scale,
         seed=seed,
@@ -208,4 +228,5 @@ def demo_build(*, scale: str, seed: int, progress: Progress | None = None) -> De
         seconds=clock.total,
         stage_seconds=clock.stages,
         space=ids,
+        orgs=demo_orgs.orgs_summary(orgs, space),
     )

@@ -19,6 +19,17 @@ from django.db import connection
 
 from grid.models import Building, Community, GridBoundary, GridBoundaryPart, GridCell, ServiceCentre, Street
 from grid.sql import copy_rows
+from orgs.models import (
+    Cadre,
+    CommitteeSeat,
+    Enterprise,
+    GridWorker,
+    PartyMember,
+    PartyOrganisation,
+    Rectification,
+    StarRating,
+    StationedCadre,
+)
 
 STREET = Street._meta.db_table
 COMMUNITY = Community._meta.db_table
@@ -90,10 +101,10 @@ def delete_stale(*, managed_street_codes: list[str]) -> dict[str, int]:
     return counts
 
 
-def _upsert(statement: str) -> tuple[int, int, list[int]]:
+def _upsert(statement: str, params: Sequence[object] = ()) -> tuple[int, int, list[int]]:
     """Run one upsert that RETURNs (inserted?, community id); count inserts and updates."""
     with connection.cursor() as cursor:
-        cursor.execute(statement)
+        cursor.execute(statement, params)
         rows = cursor.fetchall()
     inserted = sum(1 for r in rows if r[0])
     return inserted, len(rows) - inserted, sorted({r[1] for r in rows if r[1] is not None})
@@ -177,3 +188,425 @@ def ids_by_code(table: str, codes: list[str]) -> dict[str, int]:
     with connection.cursor() as cursor:
         cursor.execute(f'SELECT code, id FROM "{table}" WHERE code = ANY(%s)', [codes])  # noqa: S608
         return dict(cursor.fetchall())
+
+
+# ------------------------------------------------------------------------------------------------
+# The organisation side (data/demo_orgs.py): same pattern, keyed by stable codes. Tables without a
+# code are keyed by what the generator keeps unique: members by the keyed hash of the ID number,
+# grid workers by the hash of their phone, cadres and stationed cadres by (place, name), seats by
+# (organisation, name), rectifications by (organisation, flagged date), ratings by (organisation,
+# year). Personal data is compared by hash, never by cipher text (Fernet tokens differ per call).
+# ------------------------------------------------------------------------------------------------
+
+ORG = PartyOrganisation._meta.db_table
+ORG_BLD = PartyOrganisation.buildings.through._meta.db_table
+MEMBER = PartyMember._meta.db_table
+ENT = Enterprise._meta.db_table
+CADRE = Cadre._meta.db_table
+WORKER = GridWorker._meta.db_table
+WORKER_CELL = GridWorker.grid_cells.through._meta.db_table
+STATIONED = StationedCadre._meta.db_table
+SEAT = CommitteeSeat._meta.db_table
+SEAT_COMM = CommitteeSeat.liaison_communities.through._meta.db_table
+RECT = Rectification._meta.db_table
+RATING = StarRating._meta.db_table
+
+_STAGES.update({
+    "demo_cadre_stage": "street_code text, name text, unit_name text, PRIMARY KEY (street_code, name)",
+    "demo_ent_stage": "credit_code text PRIMARY KEY, name text, kind text, building_code text, employee_count integer, "
+    "joint_code text, instructor_street text, instructor_name text",
+    "demo_org_stage": "code text PRIMARY KEY, kind text, level text, name text, street_code text, parent_code text, "
+    "community_code text, grid_code text, premises text, unit_name text, founded_on date, term_started_on date, "
+    "term_years smallint, is_enlarged boolean, depth smallint, secretary_hash text",
+    "demo_org_bld_stage": "org_code text, building_code text, PRIMARY KEY (org_code, building_code)",
+    "demo_member_stage": "id_hash text PRIMARY KEY, id_cipher text, phone_hash text, phone_cipher text, name text, "
+    "gender text, birth_date date, joined_on date, status text, category text, building_code text, org_code text, "
+    "work_unit text, enterprise text, reported_community text, reported_on date, dues date",
+    "demo_worker_stage": "phone_hash text PRIMARY KEY, phone_cipher text, name text, community_code text, "
+    "full_time boolean",
+    "demo_worker_cell_stage": "phone_hash text, grid_code text, PRIMARY KEY (phone_hash, grid_code)",
+    "demo_stationed_stage": "community_code text, name text, period_start date, days smallint, contacts smallint, "
+    "PRIMARY KEY (community_code, name)",
+    "demo_seat_stage": "org_code text, person_name text, unit_name text, is_head boolean, liaison_units text, "
+    "PRIMARY KEY (org_code, person_name)",
+    "demo_seat_comm_stage": "org_code text, person_name text, community_code text, "
+    "PRIMARY KEY (org_code, person_name, community_code)",
+    "demo_rect_stage": "org_code text, flagged_on date, reasons text, measures text, converted_on date, "
+    "PRIMARY KEY (org_code, flagged_on)",
+    "demo_rating_stage": "org_code text, year smallint, stars smallint, score numeric(5,2), "
+    "satisfaction numeric(5,2), total numeric(5,2), PRIMARY KEY (org_code, year)",
+})
+
+# What the generator owns: everything hanging on its streets. Anything in scope that the new data
+# set does not hold is stale and deleted, like the space's rows.
+_S_STREETS = f'SELECT id FROM "{STREET}" WHERE code = ANY(%(codes)s)'
+_S_COMMS = f'SELECT id FROM "{COMMUNITY}" WHERE street_id IN ({_S_STREETS})'
+_S_BLDS = f'SELECT id FROM "{BUILDING}" WHERE community_id IN ({_S_COMMS})'
+_S_ORGS = f'SELECT id FROM "{ORG}" WHERE street_id IN ({_S_STREETS})'
+_S_CADRES = f'SELECT id FROM "{CADRE}" WHERE street_id IN ({_S_STREETS})'
+_S_ENTS = (f'SELECT id FROM "{ENT}" WHERE community_id IN ({_S_COMMS}) OR building_id IN ({_S_BLDS}) '
+           f"OR covering_joint_branch_id IN ({_S_ORGS}) OR instructor_id IN ({_S_CADRES})")
+_S_MEMBERS = (f'SELECT id FROM "{MEMBER}" WHERE organisation_id IN ({_S_ORGS}) OR residence_building_id IN ({_S_BLDS}) '
+              f"OR reported_community_id IN ({_S_COMMS}) OR work_enterprise_id IN ({_S_ENTS})")
+
+
+def member_hashes_in_db(id_hashes: list[str]) -> dict[str, str | None]:
+    """id hash -> phone hash of the members that already exist: only new or changed values need
+    encrypting (Fernet is ~85 µs a value, and a re-run must not rewrite cipher text)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT id_number_hash, phone_hash FROM "{MEMBER}" WHERE id_number_hash = ANY(%s)',
+                       [id_hashes])
+        return dict(cursor.fetchall())
+
+
+def worker_hashes_in_db(phone_hashes: list[str]) -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT phone_hash FROM "{WORKER}" WHERE phone_hash = ANY(%s)', [phone_hashes])
+        return {r[0] for r in cursor.fetchall()}
+
+
+def delete_stale_orgs(*, managed_street_codes: list[str]) -> dict[str, int]:
+    """Delete the organisation-side rows under the generator's streets that the new data set does
+    not hold. Runs before the space's delete_stale, while the old streets still exist to scope by.
+    Raw for the same reasons as delete_stale: "not in the stage" is a join to a temporary table."""
+    stale_members = (f'SELECT m.id FROM "{MEMBER}" m WHERE m.id IN ({_S_MEMBERS}) AND NOT EXISTS '
+                     "(SELECT 1 FROM demo_member_stage s WHERE s.id_hash = m.id_number_hash)")
+    statements = [
+        ("star_ratings", f'DELETE FROM "{RATING}" r USING "{ORG}" o WHERE r.org_id = o.id AND o.id IN ({_S_ORGS}) '
+                         "AND NOT EXISTS (SELECT 1 FROM demo_rating_stage s WHERE s.org_code = o.code AND s.year = r.year)"),
+        ("rectifications", f'DELETE FROM "{RECT}" r USING "{ORG}" o WHERE r.org_id = o.id AND o.id IN ({_S_ORGS}) '
+                           "AND NOT EXISTS (SELECT 1 FROM demo_rect_stage s WHERE s.org_code = o.code "
+                           "AND s.flagged_on = r.flagged_on)"),
+        ("seat_communities", f'DELETE FROM "{SEAT_COMM}" x USING "{SEAT}" st, "{ORG}" o, "{COMMUNITY}" c '
+                             f"WHERE x.committeeseat_id = st.id AND st.org_id = o.id AND c.id = x.community_id "
+                             f"AND o.id IN ({_S_ORGS}) AND NOT EXISTS (SELECT 1 FROM demo_seat_comm_stage s "
+                             "WHERE s.org_code = o.code AND s.person_name = st.person_name AND s.community_code = c.code)"),
+        ("committee_seats", f'DELETE FROM "{SEAT}" st USING "{ORG}" o WHERE st.org_id = o.id AND o.id IN ({_S_ORGS}) '
+                            "AND NOT EXISTS (SELECT 1 FROM demo_seat_stage s WHERE s.org_code = o.code "
+                            "AND s.person_name = st.person_name)"),
+        ("org_buildings", f'DELETE FROM "{ORG_BLD}" x USING "{ORG}" o, "{BUILDING}" b '
+                          f"WHERE x.partyorganisation_id = o.id AND b.id = x.building_id AND o.id IN ({_S_ORGS}) "
+                          "AND NOT EXISTS (SELECT 1 FROM demo_org_bld_stage s WHERE s.org_code = o.code "
+                          "AND s.building_code = b.code)"),
+        # A stale member may be the secretary of an organisation that stays: let go first.
+        ("_secretaries", f'UPDATE "{ORG}" SET secretary_id = NULL WHERE secretary_id IN ({stale_members})'),
+        ("party_members", f'DELETE FROM "{MEMBER}" WHERE id IN ({stale_members})'),
+        ("worker_cells", f'DELETE FROM "{WORKER_CELL}" x USING "{WORKER}" w, "{CELL}" g '
+                         f"WHERE x.gridworker_id = w.id AND g.id = x.gridcell_id AND w.community_id IN ({_S_COMMS}) "
+                         "AND NOT EXISTS (SELECT 1 FROM demo_worker_cell_stage s WHERE s.phone_hash = w.phone_hash "
+                         "AND s.grid_code = g.code)"),
+        ("grid_workers", f'DELETE FROM "{WORKER}" w WHERE w.community_id IN ({_S_COMMS}) AND NOT EXISTS '
+                         "(SELECT 1 FROM demo_worker_stage s WHERE s.phone_hash = w.phone_hash)"),
+        ("stationed_cadres", f'DELETE FROM "{STATIONED}" t USING "{COMMUNITY}" c WHERE c.id = t.community_id '
+                             f"AND c.id IN ({_S_COMMS}) AND NOT EXISTS (SELECT 1 FROM demo_stationed_stage s "
+                             "WHERE s.community_code = c.code AND s.name = t.name)"),
+        ("enterprises", f'DELETE FROM "{ENT}" e WHERE e.id IN ({_S_ENTS}) AND NOT EXISTS '
+                        "(SELECT 1 FROM demo_ent_stage s WHERE s.credit_code = e.credit_code)"),
+        ("party_orgs", f'DELETE FROM "{ORG}" o WHERE o.id IN ({_S_ORGS}) AND NOT EXISTS '
+                       "(SELECT 1 FROM demo_org_stage s WHERE s.code = o.code)"),
+        ("cadres", f'DELETE FROM "{CADRE}" t USING "{STREET}" st WHERE st.id = t.street_id AND st.id IN ({_S_STREETS}) '
+                   "AND NOT EXISTS (SELECT 1 FROM demo_cadre_stage s WHERE s.street_code = st.code AND s.name = t.name)"),
+    ]
+    counts: dict[str, int] = {}
+    with connection.cursor() as cursor:
+        for name, statement in statements:
+            cursor.execute(statement, {"codes": managed_street_codes})
+            if not name.startswith("_"):
+                counts[name] = cursor.rowcount
+    return counts
+
+
+def _count(statement: str, params: Sequence[object] = ()) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.rowcount
+
+
+def upsert_cadres() -> tuple[int, int]:
+    # No unique key on (street, name) in the model: update the matching rows, insert the rest.
+    updated = _count(f"""
+        UPDATE "{CADRE}" t SET unit_name = s.unit_name, updated_at = now()
+        FROM demo_cadre_stage s JOIN "{STREET}" st ON st.code = s.street_code
+        WHERE t.street_id = st.id AND t.name = s.name AND t.unit_name IS DISTINCT FROM s.unit_name""")
+    created = _count(f"""
+        INSERT INTO "{CADRE}" (name, street_id, unit_name, created_at, updated_at)
+        SELECT s.name, st.id, s.unit_name, now(), now()
+        FROM demo_cadre_stage s JOIN "{STREET}" st ON st.code = s.street_code
+        WHERE NOT EXISTS (SELECT 1 FROM "{CADRE}" t WHERE t.street_id = st.id AND t.name = s.name)""")
+    return created, updated
+
+
+def upsert_enterprises() -> tuple[int, int]:
+    # The premises point is the building's ST_PointOnSurface and its community the building's:
+    # the same answer orgs.sql.enterprises_locate gives (the point lies inside the building, the
+    # building inside one community). A joint branch that does not exist yet (first run) is linked
+    # by link_joint_branches after the organisations are written.
+    created, updated, _ = _upsert(f"""
+        INSERT INTO "{ENT}" AS t (name, kind, credit_code, building_id, geom, community_id, employee_count,
+                                  covering_joint_branch_id, instructor_id, created_at, updated_at)
+        SELECT s.name, s.kind, s.credit_code, b.id, b.point, b.community_id, s.employee_count, j.id, cd.id, now(), now()
+        FROM demo_ent_stage s
+        JOIN "{BUILDING}" b ON b.code = s.building_code
+        LEFT JOIN "{ORG}" j ON j.code = s.joint_code
+        LEFT JOIN "{STREET}" ist ON ist.code = s.instructor_street
+        LEFT JOIN "{CADRE}" cd ON cd.street_id = ist.id AND cd.name = s.instructor_name
+        ON CONFLICT (credit_code) WHERE NOT (credit_code = '') DO UPDATE SET name = EXCLUDED.name,
+            kind = EXCLUDED.kind, building_id = EXCLUDED.building_id, geom = EXCLUDED.geom,
+            community_id = EXCLUDED.community_id, employee_count = EXCLUDED.employee_count,
+            covering_joint_branch_id = EXCLUDED.covering_joint_branch_id, instructor_id = EXCLUDED.instructor_id,
+            updated_at = now()
+        WHERE (t.name, t.kind, t.building_id, t.geom, t.community_id, t.employee_count, t.covering_joint_branch_id,
+               t.instructor_id) IS DISTINCT FROM
+              (EXCLUDED.name, EXCLUDED.kind, EXCLUDED.building_id, EXCLUDED.geom, EXCLUDED.community_id,
+               EXCLUDED.employee_count, EXCLUDED.covering_joint_branch_id, EXCLUDED.instructor_id)
+        RETURNING (xmax = 0), NULL::bigint
+    """)
+    return created, updated
+
+
+def link_joint_branches() -> int:
+    return _count(f"""
+        UPDATE "{ENT}" e SET covering_joint_branch_id = j.id, updated_at = now()
+        FROM demo_ent_stage s LEFT JOIN "{ORG}" j ON j.code = s.joint_code
+        WHERE e.credit_code = s.credit_code AND e.covering_joint_branch_id IS DISTINCT FROM j.id""")
+
+
+def upsert_orgs(depth: int) -> tuple[int, int]:
+    """One level of the tree: parents (one level up) exist, so the parent id is a join. The CHECK
+    constraints (attachment per kind, root is the street committee) hold row by row; the rules
+    that span rows are checked afterwards by org_tree_violations."""
+    created, updated, _ = _upsert(f"""
+        INSERT INTO "{ORG}" AS t (parent_id, kind, level, name, code, street_id, community_id, grid_cell_id,
+                                  premises_id, unit_name, founded_on, term_started_on, term_years, is_enlarged,
+                                  weak, created_at, updated_at)
+        SELECT p.id, s.kind, s.level, s.name, s.code, st.id, c.id, g.id, e.id, s.unit_name, s.founded_on,
+               s.term_started_on, s.term_years, s.is_enlarged, false, now(), now()
+        FROM demo_org_stage s
+        JOIN "{STREET}" st ON st.code = s.street_code
+        LEFT JOIN "{ORG}" p ON p.code = s.parent_code
+        LEFT JOIN "{COMMUNITY}" c ON c.code = s.community_code
+        LEFT JOIN "{CELL}" g ON g.code = s.grid_code
+        LEFT JOIN "{ENT}" e ON e.credit_code = s.premises
+        WHERE s.depth = %s
+        ON CONFLICT (code) DO UPDATE SET parent_id = EXCLUDED.parent_id, kind = EXCLUDED.kind,
+            level = EXCLUDED.level, name = EXCLUDED.name, street_id = EXCLUDED.street_id,
+            community_id = EXCLUDED.community_id, grid_cell_id = EXCLUDED.grid_cell_id,
+            premises_id = EXCLUDED.premises_id, unit_name = EXCLUDED.unit_name, founded_on = EXCLUDED.founded_on,
+            term_started_on = EXCLUDED.term_started_on, term_years = EXCLUDED.term_years,
+            is_enlarged = EXCLUDED.is_enlarged, updated_at = now()
+        WHERE (t.parent_id, t.kind, t.level, t.name, t.street_id, t.community_id, t.grid_cell_id, t.premises_id,
+               t.unit_name, t.founded_on, t.term_started_on, t.term_years, t.is_enlarged) IS DISTINCT FROM
+              (EXCLUDED.parent_id, EXCLUDED.kind, EXCLUDED.level, EXCLUDED.name, EXCLUDED.street_id,
+               EXCLUDED.community_id, EXCLUDED.grid_cell_id, EXCLUDED.premises_id, EXCLUDED.unit_name,
+               EXCLUDED.founded_on, EXCLUDED.term_started_on, EXCLUDED.term_years, EXCLUDED.is_enlarged)
+        RETURNING (xmax = 0), NULL::bigint
+    """, [depth])
+    return created, updated
+
+
+def insert_org_buildings() -> int:
+    return _count(f"""
+        INSERT INTO "{ORG_BLD}" (partyorganisation_id, building_id)
+        SELECT o.id, b.id FROM demo_org_bld_stage s
+        JOIN "{ORG}" o ON o.code = s.org_code JOIN "{BUILDING}" b ON b.code = s.building_code
+        ON CONFLICT DO NOTHING""")
+
+
+def upsert_members() -> tuple[int, int]:
+    # An empty staged cipher means "unchanged, keep the stored one" (see member_hashes_in_db).
+    created, updated, _ = _upsert(f"""
+        INSERT INTO "{MEMBER}" AS t (name, gender, birth_date, joined_on, status, category, id_number_cipher,
+                                     id_number_hash, phone_cipher, phone_hash, work_unit, reported_on,
+                                     dues_paid_through, reported_community_id, residence_building_id,
+                                     work_enterprise_id, organisation_id, created_at, updated_at)
+        SELECT s.name, s.gender, s.birth_date, s.joined_on, s.status, s.category, s.id_cipher, s.id_hash,
+               s.phone_cipher, s.phone_hash, s.work_unit, s.reported_on, s.dues, rc.id, b.id, e.id, o.id, now(), now()
+        FROM demo_member_stage s
+        LEFT JOIN "{COMMUNITY}" rc ON rc.code = s.reported_community
+        LEFT JOIN "{BUILDING}" b ON b.code = s.building_code
+        LEFT JOIN "{ENT}" e ON e.credit_code = s.enterprise
+        LEFT JOIN "{ORG}" o ON o.code = s.org_code
+        ON CONFLICT (id_number_hash) WHERE id_number_hash IS NOT NULL DO UPDATE SET name = EXCLUDED.name,
+            gender = EXCLUDED.gender, birth_date = EXCLUDED.birth_date, joined_on = EXCLUDED.joined_on,
+            status = EXCLUDED.status, category = EXCLUDED.category,
+            id_number_cipher = coalesce(nullif(EXCLUDED.id_number_cipher, ''), t.id_number_cipher),
+            phone_cipher = coalesce(nullif(EXCLUDED.phone_cipher, ''), t.phone_cipher),
+            phone_hash = EXCLUDED.phone_hash, work_unit = EXCLUDED.work_unit, reported_on = EXCLUDED.reported_on,
+            dues_paid_through = EXCLUDED.dues_paid_through, reported_community_id = EXCLUDED.reported_community_id,
+            residence_building_id = EXCLUDED.residence_building_id,
+            work_enterprise_id = EXCLUDED.work_enterprise_id, organisation_id = EXCLUDED.organisation_id,
+            updated_at = now()
+        WHERE (t.name, t.gender, t.birth_date, t.joined_on, t.status, t.category, t.phone_hash, t.work_unit,
+               t.reported_on, t.dues_paid_through, t.reported_community_id, t.residence_building_id,
+               t.work_enterprise_id, t.organisation_id) IS DISTINCT FROM
+              (EXCLUDED.name, EXCLUDED.gender, EXCLUDED.birth_date, EXCLUDED.joined_on, EXCLUDED.status,
+               EXCLUDED.category, EXCLUDED.phone_hash, EXCLUDED.work_unit, EXCLUDED.reported_on,
+               EXCLUDED.dues_paid_through, EXCLUDED.reported_community_id, EXCLUDED.residence_building_id,
+               EXCLUDED.work_enterprise_id, EXCLUDED.organisation_id)
+        RETURNING (xmax = 0), NULL::bigint
+    """)
+    return created, updated
+
+
+def set_secretaries_and_weak(*, managed_street_codes: list[str]) -> int:
+    """Secretaries (members exist only now) and the weak flag (an open rectification), per org."""
+    n = _count(f"""
+        UPDATE "{ORG}" o SET secretary_id = m.id, updated_at = now()
+        FROM demo_org_stage s LEFT JOIN "{MEMBER}" m ON m.id_number_hash = s.secretary_hash
+        WHERE o.code = s.code AND o.secretary_id IS DISTINCT FROM m.id""")
+    n += _count(f"""
+        UPDATE "{ORG}" o SET weak = x.open, updated_at = now()
+        FROM (SELECT o2.id, EXISTS (SELECT 1 FROM "{RECT}" r WHERE r.org_id = o2.id AND r.converted_on IS NULL) AS open
+              FROM "{ORG}" o2 WHERE o2.id IN ({_S_ORGS})) x
+        WHERE o.id = x.id AND o.weak IS DISTINCT FROM x.open""", {"codes": managed_street_codes})
+    return n
+
+
+def upsert_workers() -> tuple[int, int]:
+    updated = _count(f"""
+        UPDATE "{WORKER}" t SET name = s.name, community_id = c.id, full_time = s.full_time, active = true,
+            updated_at = now()
+        FROM demo_worker_stage s JOIN "{COMMUNITY}" c ON c.code = s.community_code
+        WHERE t.phone_hash = s.phone_hash
+          AND (t.name, t.community_id, t.full_time, t.active) IS DISTINCT FROM (s.name, c.id, s.full_time, true)""")
+    created = _count(f"""
+        INSERT INTO "{WORKER}" (name, phone_cipher, phone_hash, full_time, community_id, active, created_at, updated_at)
+        SELECT s.name, s.phone_cipher, s.phone_hash, s.full_time, c.id, true, now(), now()
+        FROM demo_worker_stage s JOIN "{COMMUNITY}" c ON c.code = s.community_code
+        WHERE NOT EXISTS (SELECT 1 FROM "{WORKER}" t WHERE t.phone_hash = s.phone_hash)""")
+    return created, updated
+
+
+def insert_worker_cells() -> int:
+    return _count(f"""
+        INSERT INTO "{WORKER_CELL}" (gridworker_id, gridcell_id)
+        SELECT w.id, g.id FROM demo_worker_cell_stage s
+        JOIN "{WORKER}" w ON w.phone_hash = s.phone_hash JOIN "{CELL}" g ON g.code = s.grid_code
+        ON CONFLICT DO NOTHING""")
+
+
+def upsert_stationed() -> tuple[int, int]:
+    updated = _count(f"""
+        UPDATE "{STATIONED}" t SET period_start = s.period_start, period_end = NULL,
+            required_days_per_month = s.days, required_contacts_per_month = s.contacts, updated_at = now()
+        FROM demo_stationed_stage s JOIN "{COMMUNITY}" c ON c.code = s.community_code
+        WHERE t.community_id = c.id AND t.name = s.name
+          AND (t.period_start, t.period_end, t.required_days_per_month, t.required_contacts_per_month)
+              IS DISTINCT FROM (s.period_start, NULL::date, s.days, s.contacts)""")
+    created = _count(f"""
+        INSERT INTO "{STATIONED}" (name, community_id, period_start, required_days_per_month,
+                                   required_contacts_per_month, created_at, updated_at)
+        SELECT s.name, c.id, s.period_start, s.days, s.contacts, now(), now()
+        FROM demo_stationed_stage s JOIN "{COMMUNITY}" c ON c.code = s.community_code
+        WHERE NOT EXISTS (SELECT 1 FROM "{STATIONED}" t WHERE t.community_id = c.id AND t.name = s.name)""")
+    return created, updated
+
+
+def upsert_seats() -> tuple[int, int]:
+    updated = _count(f"""
+        UPDATE "{SEAT}" t SET unit_name = s.unit_name, is_resident_unit_head = s.is_head,
+            liaison_units = s.liaison_units
+        FROM demo_seat_stage s JOIN "{ORG}" o ON o.code = s.org_code
+        WHERE t.org_id = o.id AND t.person_name = s.person_name
+          AND (t.unit_name, t.is_resident_unit_head, t.liaison_units) IS DISTINCT FROM
+              (s.unit_name, s.is_head, s.liaison_units)""")
+    created = _count(f"""
+        INSERT INTO "{SEAT}" (org_id, person_name, unit_name, is_resident_unit_head, liaison_units)
+        SELECT o.id, s.person_name, s.unit_name, s.is_head, s.liaison_units
+        FROM demo_seat_stage s JOIN "{ORG}" o ON o.code = s.org_code
+        WHERE NOT EXISTS (SELECT 1 FROM "{SEAT}" t WHERE t.org_id = o.id AND t.person_name = s.person_name)""")
+    return created, updated
+
+
+def insert_seat_communities() -> int:
+    return _count(f"""
+        INSERT INTO "{SEAT_COMM}" (committeeseat_id, community_id)
+        SELECT t.id, c.id FROM demo_seat_comm_stage s
+        JOIN "{ORG}" o ON o.code = s.org_code
+        JOIN "{SEAT}" t ON t.org_id = o.id AND t.person_name = s.person_name
+        JOIN "{COMMUNITY}" c ON c.code = s.community_code
+        ON CONFLICT DO NOTHING""")
+
+
+def upsert_rectifications() -> tuple[int, int]:
+    updated = _count(f"""
+        UPDATE "{RECT}" t SET reasons = s.reasons, measures = s.measures, converted_on = s.converted_on
+        FROM demo_rect_stage s JOIN "{ORG}" o ON o.code = s.org_code
+        WHERE t.org_id = o.id AND t.flagged_on = s.flagged_on
+          AND (t.reasons, t.measures, t.converted_on) IS DISTINCT FROM (s.reasons, s.measures, s.converted_on)""")
+    created = _count(f"""
+        INSERT INTO "{RECT}" (org_id, flagged_on, reasons, measures, converted_on)
+        SELECT o.id, s.flagged_on, s.reasons, s.measures, s.converted_on
+        FROM demo_rect_stage s JOIN "{ORG}" o ON o.code = s.org_code
+        WHERE NOT EXISTS (SELECT 1 FROM "{RECT}" t WHERE t.org_id = o.id AND t.flagged_on = s.flagged_on)""")
+    return created, updated
+
+
+def upsert_ratings() -> tuple[int, int]:
+    created, updated, _ = _upsert(f"""
+        INSERT INTO "{RATING}" AS t (org_id, year, stars, score, satisfaction_score, total_score)
+        SELECT o.id, s.year, s.stars, s.score, s.satisfaction, s.total
+        FROM demo_rating_stage s JOIN "{ORG}" o ON o.code = s.org_code
+        ON CONFLICT (org_id, year) DO UPDATE SET stars = EXCLUDED.stars, score = EXCLUDED.score,
+            satisfaction_score = EXCLUDED.satisfaction_score, total_score = EXCLUDED.total_score
+        WHERE (t.stars, t.score, t.satisfaction_score, t.total_score) IS DISTINCT FROM
+              (EXCLUDED.stars, EXCLUDED.score, EXCLUDED.satisfaction_score, EXCLUDED.total_score)
+        RETURNING (xmax = 0), NULL::bigint
+    """)
+    return created, updated
+
+
+def org_tree_violations(*, managed_street_codes: list[str]) -> dict[str, int]:
+    """The cross-row rules orgs.services.party_org_check enforces one write at a time, checked for
+    every row the generator owns in one pass each. Anything non-zero aborts the run."""
+    checks = {
+        "parent_kind_or_street": f"""
+            SELECT count(*) FROM "{ORG}" o JOIN "{ORG}" p ON p.id = o.parent_id WHERE o.id IN ({_S_ORGS}) AND (
+              o.street_id <> p.street_id
+              OR (o.kind = 'community_org' AND p.kind <> 'street_committee')
+              OR (o.kind = 'grid_branch' AND p.kind <> 'community_org')
+              OR (o.kind = 'building_group' AND p.kind <> 'grid_branch')
+              OR (o.kind IN ('enterprise_org', 'resident_unit_org', 'joint_branch')
+                  AND p.kind NOT IN ('street_committee', 'community_org')))""",
+        "community_outside_street": f"""
+            SELECT count(*) FROM "{ORG}" o JOIN "{COMMUNITY}" c ON c.id = o.community_id
+            WHERE o.id IN ({_S_ORGS}) AND c.street_id <> o.street_id""",
+        "grid_outside_parent_community": f"""
+            SELECT count(*) FROM "{ORG}" o JOIN "{ORG}" p ON p.id = o.parent_id JOIN "{CELL}" g ON g.id = o.grid_cell_id
+            WHERE o.id IN ({_S_ORGS}) AND o.kind = 'grid_branch' AND g.community_id <> p.community_id""",
+        "building_outside_parent_grid": f"""
+            SELECT count(*) FROM "{ORG}" o JOIN "{ORG}" p ON p.id = o.parent_id
+            JOIN "{ORG_BLD}" x ON x.partyorganisation_id = o.id JOIN "{BUILDING}" b ON b.id = x.building_id
+            WHERE o.id IN ({_S_ORGS}) AND o.kind = 'building_group' AND b.grid_cell_id IS DISTINCT FROM p.grid_cell_id""",
+        "group_without_building": f"""
+            SELECT count(*) FROM "{ORG}" o WHERE o.id IN ({_S_ORGS}) AND o.kind = 'building_group'
+              AND NOT EXISTS (SELECT 1 FROM "{ORG_BLD}" x WHERE x.partyorganisation_id = o.id)""",
+        "premises_outside": f"""
+            SELECT count(*) FROM "{ORG}" o JOIN "{ORG}" p ON p.id = o.parent_id JOIN "{ENT}" e ON e.id = o.premises_id
+            LEFT JOIN "{COMMUNITY}" c ON c.id = e.community_id
+            WHERE o.id IN ({_S_ORGS}) AND (c.street_id IS DISTINCT FROM o.street_id
+              OR (p.kind = 'community_org' AND e.community_id IS DISTINCT FROM p.community_id))""",
+        "unit_outside_parent_community": f"""
+            SELECT count(*) FROM "{ORG}" o JOIN "{ORG}" p ON p.id = o.parent_id
+            WHERE o.id IN ({_S_ORGS}) AND o.kind IN ('resident_unit_org', 'joint_branch')
+              AND p.kind = 'community_org' AND o.community_id IS NOT NULL AND o.community_id <> p.community_id""",
+        "enterprise_links_street": f"""
+            SELECT count(*) FROM "{ENT}" e JOIN "{COMMUNITY}" c ON c.id = e.community_id
+            LEFT JOIN "{ORG}" j ON j.id = e.covering_joint_branch_id LEFT JOIN "{CADRE}" i ON i.id = e.instructor_id
+            WHERE c.street_id IN ({_S_STREETS}) AND ((j.id IS NOT NULL AND (j.kind <> 'joint_branch'
+              OR j.street_id <> c.street_id)) OR (i.id IS NOT NULL AND i.street_id <> c.street_id))""",
+        "worker_cell_outside_community": f"""
+            SELECT count(*) FROM "{WORKER_CELL}" x JOIN "{WORKER}" w ON w.id = x.gridworker_id
+            JOIN "{CELL}" g ON g.id = x.gridcell_id
+            WHERE w.community_id IN ({_S_COMMS}) AND g.community_id <> w.community_id""",
+        "seat_on_plain_org_or_outside": f"""
+            SELECT count(*) FROM "{SEAT}" t JOIN "{ORG}" o ON o.id = t.org_id
+            LEFT JOIN "{SEAT_COMM}" x ON x.committeeseat_id = t.id LEFT JOIN "{COMMUNITY}" c ON c.id = x.community_id
+            WHERE o.id IN ({_S_ORGS}) AND (NOT o.is_enlarged OR c.street_id <> o.street_id)""",
+    }
+    out: dict[str, int] = {}
+    with connection.cursor() as cursor:
+        for name, statement in checks.items():
+            cursor.execute(statement, {"codes": managed_street_codes})
+            out[name] = cursor.fetchone()[0]
+    return out

@@ -13,12 +13,14 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.utils import NotRelationField, get_fields_from_path
 from django.contrib.admin.widgets import AdminDateWidget
 from django.contrib.gis import forms as gis_forms
 from django.contrib.gis.db.models import MultiPolygonField
 from django.contrib.gis.geos import GEOSGeometry, MultiPolygon, Polygon
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db import transaction
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.forms.renderers import TemplatesSetting
 from django.http import HttpRequest
@@ -28,9 +30,18 @@ from django.utils.safestring import SafeString, mark_safe
 from leaflet import app_settings as leaflet_settings
 from leaflet.admin import LeafletAdminWidget, LeafletGeoAdmin
 
-from grid import access, selectors, services
+from grid import access, roles, selectors, services
 from grid.errors import GridError
-from grid.models import Building, Community, GridBoundary, GridCell, ServiceCentre, Street
+from grid.models import (
+    AuditEvent,
+    Building,
+    Community,
+    GridBoundary,
+    GridCell,
+    RoleAssignment,
+    ServiceCentre,
+    Street,
+)
 
 # --------------------------------------------------------------------------------------------
 # Map widgets
@@ -118,9 +129,29 @@ class MultiPolygonFormField(gis_forms.MultiPolygonField):
         return geom
 
 
+def related_only_list_filter(model: type, list_filter: Any) -> list[Any]:
+    """`list_filter` with every plain related-field entry made a RelatedOnlyFieldListFilter: the
+    plain one offers every street/community in the database, the related-only one those present
+    in the (reach-scoped) list."""
+    out: list[Any] = []
+    for entry in list_filter:
+        if isinstance(entry, str):
+            try:
+                field = get_fields_from_path(model, entry)[-1]
+            except (FieldDoesNotExist, NotRelationField):
+                field = None
+            if field is not None and field.is_relation:
+                entry = (entry, admin.RelatedOnlyFieldListFilter)
+        out.append(entry)
+    return out
+
+
 class ReachAdminMixin:
     """Lists, object pages and foreign-key choices limited to the user's reach (grid.access);
     superusers reach everything. Objects outside the reach are simply not found."""
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        return related_only_list_filter(self.model, super().get_list_filter(request))  # type: ignore[misc]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         qs = super().get_queryset(request)  # type: ignore[misc]
@@ -572,3 +603,194 @@ class ServiceCentreAdmin(MapAdmin):
     list_select_related = ["street", "community"]
     search_fields = ["code", "name", "address"]
     list_filter = ["level", "street"]
+
+
+# --------------------------------------------------------------------------------------------
+# 审计日志 / 角色授权
+# --------------------------------------------------------------------------------------------
+
+
+def audit_events_visible(*, reach: access.Reach, qs: QuerySet[AuditEvent]) -> QuerySet[AuditEvent]:
+    """Events of the streets where the user holds view_audit, and their own; nothing without it."""
+    if reach.everything:
+        return qs
+    granting = access.CAPABILITIES["view_audit"]
+    streets = {
+        unit_id for (kind, unit_id), held in reach.unit_roles.items() if kind == "street" and held & granting
+    }
+    if not reach.can("view_audit"):
+        return qs.none()
+    return qs.filter(Q(street_id__in=streets) | Q(actor_id=reach.user_id))
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The audit log, read-only for everyone (the database refuses UPDATE and DELETE anyway)."""
+
+    list_display = ["at", "actor_name", "action", "object_type", "object_id", "summary", "street", "ip"]
+    list_select_related = ["street"]
+    list_filter = ["action", ("street", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["actor_name", "object_type", "object_id", "summary", "reason"]
+    date_hierarchy = "at"
+    fields = [
+        "at",
+        "actor",
+        "actor_name",
+        "action",
+        "object_type",
+        "object_id",
+        "summary",
+        "changes_pretty",
+        "reason",
+        "ip",
+        "street",
+    ]
+    readonly_fields = fields
+    show_full_result_count = False  # a count(*) over the whole log on every page is wasted work
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AuditEvent]:
+        return audit_events_visible(reach=access.reach_of_request(request), qs=super().get_queryset(request))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_view_permission(request, obj) and access.reach_of_request(request).can(
+            "view_audit"
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="变更内容")
+    def changes_pretty(self, obj: AuditEvent) -> SafeString:
+        text = json.dumps(obj.changes, ensure_ascii=False, indent=2, sort_keys=True)
+        return format_html("<pre>{}</pre>", text)
+
+
+class RoleGrantForm(forms.ModelForm):
+    """A new assignment, checked by grid.roles against the grantor's reach during validation, so
+    a refusal is a form error and nothing is written."""
+
+    reason = forms.CharField(label="授权事由", max_length=500, required=False)
+
+    class Meta:
+        model = RoleAssignment
+        fields = ["user", "role", "street", "community", "grid_cell"]
+
+    def __init__(self, *args: Any, grantor: access.Reach | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.grantor = grantor
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.errors:
+            return data
+        try:
+            roles.role_grant_check(
+                user=data.get("user"),
+                role=data.get("role", ""),
+                street=data.get("street"),
+                community=data.get("community"),
+                grid_cell=data.get("grid_cell"),
+                by=self.grantor,
+            )
+        except GridError as exc:
+            raise forms.ValidationError(exc.message, code=exc.code) from exc
+        return data
+
+    def validate_unique(self) -> None:
+        # The partial unique constraint (active rows) is checked by the service with its own message.
+        return
+
+
+def _revoke_selected(modeladmin: RoleAssignmentAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+    reach = access.reach_of_request(request)
+    revoked = sum(
+        roles.role_revoke(assignment=a, by=reach, reason="管理后台批量撤销")
+        for a in queryset.select_related("user", "street", "community", "grid_cell")
+    )
+    modeladmin.message_user(request, f"已撤销 {revoked} 项授权")
+
+
+_revoke_selected.short_description = "撤销所选授权"  # type: ignore[attr-defined]
+_revoke_selected.allowed_permissions = ("manage",)  # type: ignore[attr-defined]
+
+
+@admin.register(RoleAssignment)
+class RoleAssignmentAdmin(admin.ModelAdmin):
+    """Who holds which role where. Granting and revoking need manage_users and stay inside the
+    grantor's street (grid.roles); rows are never edited or deleted, only revoked."""
+
+    form = RoleGrantForm
+    list_display = ["user", "role", "street", "community", "grid_cell", "granted_at", "revoked_at"]
+    list_select_related = ["user", "street", "community", "grid_cell"]
+    list_filter = [
+        "role",
+        ("revoked_at", admin.EmptyFieldListFilter),
+        ("street", admin.RelatedOnlyFieldListFilter),
+    ]
+    search_fields = ["user__username", "user__first_name"]
+    actions = [_revoke_selected]
+
+    def _reach(self, request: HttpRequest) -> access.Reach:
+        return access.reach_of_request(request)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[RoleAssignment]:
+        return roles.role_assignments_manageable(reach=self._reach(request), qs=super().get_queryset(request))
+
+    def has_manage_permission(self, request: HttpRequest) -> bool:
+        return self._reach(request).can(roles.MANAGE)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_view_permission(request, obj) and self.has_manage_permission(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and self.has_manage_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a different unit or role is a revoke plus a new grant
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # revoked rows stay: who had which reach when is part of the record
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        grantor = self._reach(request)
+
+        class BoundForm(form):  # type: ignore[valid-type, misc]
+            def __init__(self, *args: Any, **kw: Any) -> None:
+                super().__init__(*args, grantor=grantor, **kw)
+
+        return BoundForm
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        # Units offered are those inside the grantor's managed streets.
+        model = db_field.related_model
+        if model in (Street, Community, GridCell):
+            reach = self._reach(request)
+            streets = roles._manage_street_ids(reach)
+            managed = access.Reach(street_ids=streets, everything=reach.everything)
+            kwargs["queryset"] = access.scope(managed, model._default_manager.all())
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: RoleAssignment, form: Any, change: bool) -> None:
+        try:
+            saved = roles.role_grant(
+                user=obj.user,
+                role=obj.role,
+                street=obj.street,
+                community=obj.community,
+                grid_cell=obj.grid_cell,
+                reason=form.cleaned_data.get("reason", ""),
+                by=self._reach(request),
+            )
+        except GridError as exc:
+            # Only a concurrent identical grant gets here (the form ran the same checks); the
+            # admin's transaction rolls back and the user sees the refusal as a message.
+            raise PermissionDenied(exc.message) from exc
+        obj.pk = saved.pk
+        obj.granted_at = saved.granted_at

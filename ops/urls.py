@@ -10,10 +10,21 @@ admin.site.site_header = "网格通 · 街道网格化管理"
 admin.site.site_title = "网格通"
 admin.site.index_title = "管理首页"
 
+
+
+class FaviconRedirect(RedirectView):
+    # Resolved per request, not at import: in production the static manifest exists only after
+    # collectstatic, and `manage.py check --deploy` imports this module before that.
+    permanent = True
+
+    def get_redirect_url(self, *args, **kwargs):
+        return static("favicon.svg")
+
+
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     # Browsers ask for /favicon.ico on every page; answer from our own static files.
-    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
+    path("favicon.ico", FaviconRedirect.as_view()),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

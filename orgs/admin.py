@@ -2,8 +2,14 @@
 
 Writes go through orgs.services so the tree rules and the encryption of personal data apply;
 the forms run the services' own checks during validation, so a refusal shows as a form error with
-the service's Chinese message instead of a 500. Personal data is shown masked only: the cipher
-and hash columns are never in a form, and a form field takes a new clear value to replace it.
+the service's Chinese message instead of a 500. Personal data is shown masked: the cipher and
+hash columns are never in a form, and a form field takes a new clear value to replace it.
+
+Every list, object page and choice is limited to the user's reach (orgs.access, one mixin for all
+classes); an object outside it is "not found", as a missing one. Writing needs edit_orgs over the
+object's place. Clear ID numbers and phones appear only on request (`?pii=1` on a member or worker
+list or page), only for the people the user holds view_pii over, and each such page writes a
+read_pii audit row through orgs.access.pii_visible.
 """
 
 from __future__ import annotations
@@ -13,11 +19,16 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
+from django.db.models import Model, QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
 from leaflet.admin import LeafletGeoAdmin
 
+from grid import access as grid_access
+from grid.admin import related_only_list_filter
 from grid.errors import GridError
 from grid.models import Community
-from orgs import pii, services
+from orgs import access, pii, services
 from orgs.models import (
     Cadre,
     CommitteeSeat,
@@ -37,6 +48,90 @@ def _as_validation_error(exc: GridError) -> ValidationError:
 
 def _masked_or_dash(value: str) -> str:
     return value or "—"
+
+
+# ---------------------------------------------------------------------------------------------
+# Reach
+
+
+# Models scoped through the organisation they belong to; strict, so that a grid worker does not
+# see, through the community organisation above their grid, its rating or rectification.
+_SCOPED_BY_ORG = {Rectification: "org", StarRating: "org", CommitteeSeat: "org"}
+
+
+def admin_scope(reach: grid_access.Reach, qs: QuerySet, *, strict: bool = False) -> QuerySet:
+    """`qs` limited to `reach`, for any model this admin lists or offers as a choice."""
+    model = qs.model
+    if model is PartyOrganisation:
+        return access.party_orgs_in_reach(reach, qs, strict=strict)
+    if model in access.SCOPES:
+        return access.scope(reach, qs)
+    if model in grid_access.SCOPES:
+        return grid_access.scope(reach, qs)
+    if model in _SCOPED_BY_ORG:
+        if reach.everything:
+            return qs
+        orgs = access.party_orgs_in_reach(reach, strict=True).values("pk")
+        return qs.filter(**{f"{_SCOPED_BY_ORG[model]}__in": orgs})
+    raise LookupError(f"no reach scope for {model.__name__}")
+
+
+def _scopable(model: type[Model]) -> bool:
+    return (
+        model is PartyOrganisation
+        or model in access.SCOPES
+        or model in grid_access.SCOPES
+        or model in _SCOPED_BY_ORG
+    )
+
+
+class ReachAdminMixin:
+    """Lists, object pages, choices and filters limited to the user's reach; writes need edit_orgs
+    over the object. Out-of-reach objects are not found, exactly like missing ones (Django's own
+    "may have been deleted" redirect), so ids cannot be probed through the admin either."""
+
+    def _reach(self, request: HttpRequest) -> grid_access.Reach:
+        return grid_access.reach_of_request(request)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        qs = super().get_queryset(request)  # type: ignore[misc]
+        return admin_scope(self._reach(request), qs)
+
+    def _choices(self, request: HttpRequest, db_field: Any, kwargs: dict[str, Any]) -> None:
+        model = db_field.related_model
+        if "queryset" not in kwargs and _scopable(model):
+            # Choices are what one may link to: the part of the reach where one may edit.
+            edit = access.capability_reach(self._reach(request), "edit_orgs")
+            kwargs["queryset"] = admin_scope(edit, model._default_manager.all(), strict=True)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        self._choices(request, db_field, kwargs)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        self._choices(request, db_field, kwargs)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)  # type: ignore[misc]
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        # A plain related filter lists every street/community in the database.
+        return related_only_list_filter(self.model, super().get_list_filter(request))  # type: ignore[misc]
+
+    def _may_edit(self, request: HttpRequest, obj: Any) -> bool:
+        edit = access.capability_reach(self._reach(request), "edit_orgs")
+        if edit.is_empty:
+            return False
+        if obj is None:
+            return True
+        return admin_scope(edit, type(obj)._default_manager.filter(pk=obj.pk), strict=True).exists()
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return super().has_add_permission(request, *args) and self._may_edit(request, None)  # type: ignore[misc]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_change_permission(request, obj) and self._may_edit(request, obj)  # type: ignore[misc]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_delete_permission(request, obj) and self._may_edit(request, obj)  # type: ignore[misc]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -67,8 +162,9 @@ class PartyOrganisationForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["street"].required = False
-        self.fields["street"].help_text = "留空则取上级党组织所属街道"
+        if "street" in self.fields:  # absent on a view-only page
+            self.fields["street"].required = False
+            self.fields["street"].help_text = "留空则取上级党组织所属街道"
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -89,7 +185,7 @@ class PartyOrganisationForm(forms.ModelForm):
             self.add_error(None, _as_validation_error(exc))
 
 
-class SeatInline(admin.TabularInline):
+class SeatInline(ReachAdminMixin, admin.TabularInline):
     model = CommitteeSeat
     extra = 0
     fields = ["person_name", "unit_name", "is_resident_unit_head", "liaison_units"]
@@ -99,7 +195,7 @@ class SeatInline(admin.TabularInline):
 
 
 @admin.register(PartyOrganisation)
-class PartyOrganisationAdmin(admin.ModelAdmin):
+class PartyOrganisationAdmin(ReachAdminMixin, admin.ModelAdmin):
     form = PartyOrganisationForm
     list_display = ["name", "code", "kind", "level", "street", "parent", "attachment", "is_enlarged", "weak"]
     list_filter = ["kind", "level", "street", "is_enlarged", "weak"]
@@ -143,7 +239,7 @@ class PartyOrganisationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Rectification)
-class RectificationAdmin(admin.ModelAdmin):
+class RectificationAdmin(ReachAdminMixin, admin.ModelAdmin):
     list_display = ["org", "flagged_on", "converted_on"]
     list_filter = ["converted_on", "org__street"]
     search_fields = ["org__name", "reasons"]
@@ -170,7 +266,7 @@ class RectificationAdmin(admin.ModelAdmin):
 
 
 @admin.register(StarRating)
-class StarRatingAdmin(admin.ModelAdmin):
+class StarRatingAdmin(ReachAdminMixin, admin.ModelAdmin):
     list_display = ["org", "year", "stars", "score", "satisfaction_score", "total_score"]
     list_filter = ["year", "stars", "org__street"]
     search_fields = ["org__name"]
@@ -215,7 +311,7 @@ class CommitteeSeatForm(forms.ModelForm):
 
 
 @admin.register(CommitteeSeat)
-class CommitteeSeatAdmin(admin.ModelAdmin):
+class CommitteeSeatAdmin(ReachAdminMixin, admin.ModelAdmin):
     form = CommitteeSeatForm
     list_display = ["person_name", "unit_name", "org", "is_resident_unit_head"]
     list_filter = ["is_resident_unit_head", "org__street"]
@@ -255,7 +351,7 @@ class EnterpriseForm(forms.ModelForm):
 
 
 @admin.register(Enterprise)
-class EnterpriseAdmin(LeafletGeoAdmin):
+class EnterpriseAdmin(ReachAdminMixin, LeafletGeoAdmin):
     form = EnterpriseForm
     list_display = [
         "name",
@@ -284,7 +380,7 @@ class EnterpriseAdmin(LeafletGeoAdmin):
 
 
 @admin.register(Cadre)
-class CadreAdmin(admin.ModelAdmin):
+class CadreAdmin(ReachAdminMixin, admin.ModelAdmin):
     list_display = ["name", "unit_name", "street", "user"]
     list_filter = ["street"]
     search_fields = ["name", "unit_name"]
@@ -313,6 +409,70 @@ class _PiiFormMixin(forms.ModelForm):
             self.cleaned_data[field] = normaliser(value)
         except GridError as exc:
             self.add_error(field, _as_validation_error(exc))
+
+
+class PiiAdminMixin:
+    """Masked ID numbers and phones; clear ones on request (`?pii=1`), for the people the user
+    holds view_pii over, with the read_pii audit row written by orgs.access.pii_visible."""
+
+    def _pii_requested(self, request: HttpRequest) -> bool:
+        return getattr(request, "_wangge_pii", False)
+
+    def _mark_pii(self, request: HttpRequest, objects: list[Any], purpose: str) -> None:
+        visible = (
+            access.pii_visible(reach=grid_access.reach_of_request(request), objects=objects, purpose=purpose)
+            if self._pii_requested(request)
+            else set()
+        )
+        can = grid_access.reach_of_request(request).can("view_pii")
+        for obj in objects:
+            obj._pii_unmasked = obj.pk in visible
+            obj._pii_can_request = can and not obj._pii_unmasked
+
+    def _take_pii_flag(self, request: HttpRequest) -> None:
+        # The change list refuses query parameters it does not know: take ours out first.
+        if "pii" in request.GET:
+            request._wangge_pii = request.GET.get("pii") == "1"
+            request.GET = request.GET.copy()
+            del request.GET["pii"]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+        self._take_pii_flag(request)
+        return super().changelist_view(request, extra_context)  # type: ignore[misc]
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
+    ) -> Any:
+        self._take_pii_flag(request)
+        return super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        cl = super().get_changelist_instance(request)  # type: ignore[misc]
+        # Evaluates the page once; the template iterates the same cached objects.
+        self._mark_pii(request, list(cl.result_list), "管理后台列表")
+        return cl
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict,
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> Any:
+        if obj is not None and obj.pk is not None:
+            self._mark_pii(request, [obj], "管理后台详情")
+        return super().render_change_form(request, context, add, change, form_url, obj)  # type: ignore[misc]
+
+    def pii_shown(self, obj: Any, cipher: str, mask: Any) -> str:
+        clear = pii.pii_reveal(cipher)
+        if getattr(obj, "_pii_unmasked", False):
+            return _masked_or_dash(clear)
+        masked = _masked_or_dash(mask(clear))
+        if clear and getattr(obj, "_pii_can_request", False):
+            return format_html('{} <a href="?pii=1" title="查看明文将记入审计日志">显示明文</a>', masked)
+        return masked
 
 
 class PartyMemberForm(_PiiFormMixin):
@@ -364,7 +524,7 @@ def _member_pii_kwargs(form: Any) -> dict[str, str]:
 
 
 @admin.register(PartyMember)
-class PartyMemberAdmin(admin.ModelAdmin):
+class PartyMemberAdmin(PiiAdminMixin, ReachAdminMixin, admin.ModelAdmin):
     form = PartyMemberForm
     list_display = [
         "name",
@@ -415,11 +575,11 @@ class PartyMemberAdmin(admin.ModelAdmin):
 
     @admin.display(description="身份证号")
     def id_number_display(self, obj: PartyMember) -> str:
-        return _masked_or_dash(obj.id_number_masked)
+        return self.pii_shown(obj, obj.id_number_cipher, pii.mask_id_number)
 
     @admin.display(description="联系电话")
     def phone_display(self, obj: PartyMember) -> str:
-        return _masked_or_dash(obj.phone_masked)
+        return self.pii_shown(obj, obj.phone_cipher, pii.mask_phone)
 
     def get_search_results(self, request: Any, queryset: Any, search_term: str) -> tuple[Any, bool]:
         """An exact ID number or phone finds the member through the keyed hash; text searches names."""
@@ -466,7 +626,7 @@ class GridWorkerForm(_PiiFormMixin):
 
 
 @admin.register(GridWorker)
-class GridWorkerAdmin(admin.ModelAdmin):
+class GridWorkerAdmin(PiiAdminMixin, ReachAdminMixin, admin.ModelAdmin):
     form = GridWorkerForm
     list_display = ["name", "community", "full_time", "active", "phone_display"]
     list_filter = ["full_time", "active", "community__street", "community"]
@@ -477,7 +637,7 @@ class GridWorkerAdmin(admin.ModelAdmin):
 
     @admin.display(description="联系电话")
     def phone_display(self, obj: GridWorker) -> str:
-        return _masked_or_dash(obj.phone_masked)
+        return self.pii_shown(obj, obj.phone_cipher, pii.mask_phone)
 
     def save_model(self, request: Any, obj: GridWorker, form: Any, change: bool) -> None:
         data = {
@@ -502,7 +662,7 @@ class GridWorkerAdmin(admin.ModelAdmin):
 
 
 @admin.register(StationedCadre)
-class StationedCadreAdmin(admin.ModelAdmin):
+class StationedCadreAdmin(ReachAdminMixin, admin.ModelAdmin):
     list_display = [
         "name",
         "community",

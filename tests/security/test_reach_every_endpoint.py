@@ -1,0 +1,454 @@
+"""Roles and scope, proved for every API route: a grid worker of grid A cannot read or write anything
+of grid B (nor of any other place outside their reach), by any route.
+
+The routes are not a hand-kept list: they are enumerated from the URL conf. A route under api/
+that is neither probed nor named in an allowlist below (with its reason) fails
+`test_every_api_route_is_classified`, so a new endpoint is unproven until someone classifies it.
+
+How each kind of route is probed (see tests/security/conftest.py for the world and its places):
+- no path parameter (a list): GET as the user; no identifier of a forbidden thing may appear as
+  the value of an id/code key anywhere in the answer, and at least one thing the user should see
+  does appear (non-vacuous). Each filter of the view's FilterSerializer is also given every
+  identifier of grid B: the answer may be empty, 400 or 404, never a B thing.
+- path parameters: every identifier of a forbidden thing that fits the converter → 404
+  `not_found`; at least one identifier of a visible thing → 200.
+- every unsafe method the view implements: against B things as worker_A → 403/404; as a writer
+  holding edit_orgs elsewhere (C2) → 400/404; as no-role, leader and planner → 403; the database
+  is unchanged afterwards in every case.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls.converters import IntConverter
+from rest_framework import serializers
+from rest_framework.test import APIClient
+
+from grid.api_base import ReachAPIView
+from grid.models import AuditEvent, RoleAssignment
+from orgs.models import StationedCadre
+from tests.security.conftest import FORBIDDEN, ID_RANGES, VISIBLE, SecurityWorld, Thing
+
+pytestmark = [pytest.mark.django_db]
+
+# Routes under api/ that hold no place-scoped data; each is tested elsewhere.
+NOT_REACH_SCOPED = {
+    "api/schema/": "OpenAPI document: describes the routes, holds no data (tests/security/test_schemathesis.py)",
+    "api/docs/": "Swagger UI page: static HTML around the schema",
+    "api/auth/token/": "sign-in: exchanges a password for a token (tests/ops/test_security.py)",
+    "api/auth/token/revoke/": "signs out the caller's own token; touches nothing of any place",
+}
+
+# Routes whose data is community-wide: a grid worker legitimately sees none of it, so the
+# non-vacuous half of the proof is made with the community admin of C1 instead.
+COMMUNITY_WIDE = {
+    "api/stationed-cadres/": "stationed cadres serve a whole community (orgs.access.stationed_cadres_in_reach)",
+    "api/stationed-cadres/<int:pk>/": "same, one cadre",
+}
+
+# Routes that need query parameters to answer at all: the probe gives them.
+QUERY_PROBES = {
+    # A point in grid A (visible) and one in grid B (must answer 404, not grid B).
+    "api/grid-cells/at/": {
+        "visible": {"lon": 110.405, "lat": 21.195},
+        "forbidden": {"lon": 110.415, "lat": 21.195},
+    },
+}
+
+# Every place-scoped list and detail route of the project, by the kind of thing it answers with.
+# Only used to check that the enumeration found them (a safety net against a broken walk).
+KNOWN_AT_LEAST = {
+    "api/streets/",
+    "api/grid-cells/<str:code>/",
+    "api/organisations/<int:pk>/",
+    "api/members/",
+}
+
+UNSAFE = ("post", "put", "patch", "delete")
+_PARAM = re.compile(r"<(?:(?P<conv>[^>:]+):)?(?P<name>[^>]+)>")
+
+
+@dataclass(frozen=True)
+class Route:
+    route: str
+    pattern: URLPattern
+    converters: dict[str, Any]
+
+    @property
+    def view_class(self) -> type:
+        return self.pattern.callback.view_class
+
+    @property
+    def params(self) -> list[str]:
+        return [m.group("name") for m in _PARAM.finditer(self.route)]
+
+    @property
+    def unsafe_methods(self) -> list[str]:
+        view = self.view_class
+        return [m for m in UNSAFE if m in view.http_method_names and callable(getattr(view, m, None))]
+
+    def url(self, value: str | int | None = None) -> str:
+        return "/" + _PARAM.sub(lambda _m: str(value), self.route)
+
+    def fits(self, thing: Thing) -> list[str]:
+        """The identifiers of `thing` that the route's (single) converter accepts."""
+        (conv,) = {type(c) for c in self.converters.values()}
+        if conv is IntConverter:
+            return [str(thing.pk)]
+        return [thing.code] if thing.code else []
+
+
+def _walk(patterns: list, prefix: str, converters: dict[str, Any]) -> Iterator[Route]:
+    for p in patterns:
+        route = prefix + str(p.pattern)
+        convs = {**converters, **getattr(p.pattern, "converters", {})}
+        if isinstance(p, URLResolver):
+            yield from _walk(p.url_patterns, route, convs)
+        elif isinstance(p, URLPattern):
+            yield Route(route, p, convs)
+
+
+def api_routes() -> list[Route]:
+    return [r for r in _walk(get_resolver().url_patterns, "", {}) if r.route.startswith("api/")]
+
+
+def probed_routes() -> list[Route]:
+    return [r for r in api_routes() if r.route not in NOT_REACH_SCOPED]
+
+
+# --- reading answers --------------------------------------------------------------------------
+
+
+def _is_identifier_key(key: str) -> bool:
+    return key in ("id", "code") or key.endswith(("_id", "_code", "_ids", "_codes"))
+
+
+def identifiers_in(body: Any) -> set[str]:
+    """Values of id/code keys (and *_id, *_code, *_ids, *_codes) anywhere in a JSON answer."""
+    found: set[str] = set()
+    if isinstance(body, dict):
+        for key, value in body.items():
+            if _is_identifier_key(key):
+                for v in value if isinstance(value, list) else [value]:
+                    if isinstance(v, str | int) and not isinstance(v, bool):
+                        found.add(str(v))
+            if isinstance(value, dict | list):
+                found |= identifiers_in(value)
+    elif isinstance(body, list):
+        for item in body:
+            found |= identifiers_in(item)
+    return found
+
+
+def _hits(found: set[str], things: list[Thing]) -> list[Thing]:
+    return [t for t in things if t.identifiers & found]
+
+
+def client_for(user: Any) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(user)
+    return client
+
+
+def db_fingerprint() -> list[Any]:
+    """Every row of every model the world writes, plus the audit log: a refused write changes none."""
+    rows: list[Any] = []
+    for model in [*ID_RANGES, RoleAssignment]:
+        rows.append(list(model._default_manager.order_by("pk").values()))
+    rows.append(AuditEvent.objects.count())
+    return rows
+
+
+def _hostile_body(w: SecurityWorld) -> dict[str, Any]:
+    """One body that fits every input serializer of the API, each reference pointing into grid B."""
+    u = w.units
+    return {
+        "kind": "grid_branch",
+        "level": "branch",
+        "name": "越权写入",
+        "code": "HOSTILE1",
+        "parent": u["branch_B"].pk,
+        "street": u["street"].code,
+        "community": u["c1"].code,
+        "grid_cell": u["cell_B"].code,
+        "buildings": [u["house_B"].code],
+        "premises": u["firm_B"].pk,
+        "organisation": u["branch_B"].pk,
+        "residence_building": u["house_B"].code,
+        "gender": "male",
+        "id_number": "",
+        "phone": "13700000000",
+        "reported_community": u["c1"].code,
+        "period_end": "2025-01-01",
+        "required_days_per_month": 1,
+    }
+
+
+# --- the tests --------------------------------------------------------------------------------
+
+
+def test_every_api_route_is_classified():
+    routes = {r.route: r for r in api_routes()}
+    assert KNOWN_AT_LEAST <= routes.keys(), "the URL conf walk lost routes"
+    for name in [*NOT_REACH_SCOPED, *COMMUNITY_WIDE, *QUERY_PROBES]:
+        assert name in routes, f"allowlist names a route that no longer exists: {name}"
+    for route in probed_routes():
+        assert hasattr(route.pattern.callback, "view_class"), f"{route.route}: not a class-based view"
+        assert issubclass(route.view_class, ReachAPIView), (
+            f"{route.route}: {route.view_class.__name__} does not scope by reach (ReachAPIView); "
+            "make it one or add it to NOT_REACH_SCOPED with the reason"
+        )
+        assert len(route.params) <= 1 and len({type(c) for c in route.converters.values()}) <= 1, (
+            f"{route.route}: more than one path parameter; teach this test how to fill them"
+        )
+
+
+def test_worker_a_lists_show_nothing_of_grid_b(sworld):
+    w = sworld
+    worker = client_for(w.users["worker_a"])
+    admin = client_for(w.users["community_admin"])
+    forbidden = w.in_places(FORBIDDEN["worker_a"])
+    b_things = w.in_places({"B"})
+    failures: list[str] = []
+    lists = [r for r in probed_routes() if not r.params]
+    assert len(lists) >= 8
+    for route in lists:
+        if route.route in QUERY_PROBES:
+            continue  # test_worker_a_point_lookup
+        response = worker.get(route.url())
+        if response.status_code != 200:
+            failures.append(
+                f"GET {route.route} as worker_a: {response.status_code} {response.content[:200]!r}"
+            )
+            continue
+        found = identifiers_in(response.json())
+        leaked = _hits(found, forbidden)
+        if leaked:
+            failures.append(f"GET {route.route} as worker_a shows {[t.label for t in leaked]}")
+        if route.route in COMMUNITY_WIDE:
+            seen = _hits(identifiers_in(admin.get(route.url()).json()), w.in_places({"C1*"}))
+        else:
+            seen = _hits(found, w.in_places(VISIBLE["worker_a"]))
+        if not seen:
+            failures.append(f"GET {route.route}: shows nothing the caller may see (vacuous)")
+
+        # Every filter of the view, given every identifier of grid B.
+        filters = getattr(route.view_class, "FilterSerializer", None)
+        for name, field in filters().fields.items() if filters else []:
+            values = (
+                [str(t.pk) for t in b_things]
+                if isinstance(field, serializers.IntegerField)
+                else [t.code for t in b_things if t.code]
+                if isinstance(field, serializers.CharField)
+                else []
+            )
+            for value in values:
+                r = worker.get(route.url(), {name: value})
+                if r.status_code not in (200, 400, 404):
+                    failures.append(f"GET {route.route}?{name}={value}: {r.status_code}")
+                elif leaked := _hits(identifiers_in(r.json()), forbidden):
+                    failures.append(f"GET {route.route}?{name}={value} shows {[t.label for t in leaked]}")
+    assert not failures, "\n".join(failures)
+
+
+def test_worker_a_point_lookup(sworld):
+    worker = client_for(sworld.users["worker_a"])
+    for route, probe in QUERY_PROBES.items():
+        ok = worker.get("/" + route, probe["visible"])
+        assert ok.status_code == 200, ok.content
+        assert _hits(identifiers_in(ok.json()), sworld.in_places({"A"}))
+        refused = worker.get("/" + route, probe["forbidden"])
+        assert refused.status_code == 404 and refused.json()["code"] == "not_found", refused.content
+        assert not _hits(identifiers_in(refused.json()), sworld.in_places(FORBIDDEN["worker_a"]))
+
+
+def _detail_failures(
+    w: SecurityWorld, who: str, routes: list[Route], forbidden_places: set[str]
+) -> list[str]:
+    """Every route with a path parameter, as `who`: visible identifiers answer 200 (which also
+    tells the model the route serves, ids being disjoint across models), and every forbidden
+    identifier answers 404 not_found: all of grid B's that fit the converter, and those of the
+    route's own model elsewhere out of reach."""
+    client = client_for(w.users[who])
+    failures: list[str] = []
+    for route in routes:
+        if route.route in COMMUNITY_WIDE and who == "worker_a":
+            client_ok, visible = client_for(w.users["community_admin"]), w.in_places({"C1*"})
+        else:
+            client_ok, visible = client, w.in_places(VISIBLE[who])
+        models = {
+            thing.model
+            for thing in visible
+            for value in route.fits(thing)
+            if client_ok.get(route.url(value)).status_code == 200
+        }
+        if not models:
+            failures.append(f"{route.route}: no visible identifier answers 200 (vacuous)")
+        forbidden = [t for t in w.in_places(forbidden_places) if t.place == "B" or t.model in models]
+        tried = 0
+        for thing in forbidden:
+            for value in route.fits(thing):
+                tried += 1
+                response = client.get(route.url(value))
+                if response.status_code != 404 or response.json().get("code") != "not_found":
+                    failures.append(
+                        f"GET {route.url(value)} ({thing.label}, {thing.place}) as {who}: "
+                        f"{response.status_code} {response.content[:150]!r}"
+                    )
+        if not tried:
+            failures.append(f"{route.route}: no forbidden identifier fits it (vacuous)")
+    return failures
+
+
+def test_worker_a_details_of_grid_b_are_not_found(sworld):
+    routes = [r for r in probed_routes() if r.params]
+    assert len(routes) >= 10
+    failures = _detail_failures(sworld, "worker_a", routes, FORBIDDEN["worker_a"])
+    assert not failures, "\n".join(failures)
+
+
+def _unsafe_calls(w: SecurityWorld, targets: set[str]) -> Iterator[tuple[Route, str, str]]:
+    """(route, method, url) for every unsafe method of every route, against things in `targets`."""
+    for route in probed_routes():
+        for method in route.unsafe_methods:
+            if not route.params:
+                yield route, method, route.url()
+                continue
+            for thing in w.in_places(targets):
+                for value in route.fits(thing):
+                    yield route, method, route.url(value)
+
+
+def test_unsafe_methods_against_grid_b_are_refused_and_write_nothing(sworld):
+    w = sworld
+    body = _hostile_body(w)
+    calls = list(_unsafe_calls(w, {"B", "C1*"}))
+    methods = {(r.route, m) for r, m, _ in calls}
+    assert len(methods) >= 5, methods  # organisations POST/PATCH, members POST/PATCH, cadres PATCH …
+    before = db_fingerprint()
+    failures: list[str] = []
+    expected = {
+        # No write capability anywhere: refused before the object is looked up.
+        "worker_a": {403, 404},
+        "norole": {403},
+        "leader": {403},
+        "planner": {403},
+        "operator": {403},
+        # edit_orgs, but over C2: grid B's things are "not found", references into B are refused.
+        "writer_c2": {400, 404},
+    }
+    for who, allowed in expected.items():
+        client = client_for(w.users[who])
+        for route, method, url in calls:
+            response = getattr(client, method)(url, body, format="json")
+            if response.status_code not in allowed:
+                failures.append(
+                    f"{method.upper()} {url} as {who}: {response.status_code} {response.content[:200]!r}"
+                )
+            elif who == "writer_c2" and route.params and response.status_code != 404:
+                failures.append(f"{method.upper()} {url} as {who}: {response.status_code}, expected 404")
+    assert not failures, "\n".join(failures)
+    assert db_fingerprint() == before
+
+
+def test_no_role_is_refused_everywhere_and_anonymous_must_sign_in(sworld):
+    w = sworld
+    anon, norole, operator = client_for(None), client_for(w.users["norole"]), client_for(w.users["operator"])
+    a_thing = {
+        r.route: next(v for t in w.in_places({"A", "C1*"}) for v in r.fits(t))
+        for r in probed_routes()
+        if r.params
+    }
+    before = db_fingerprint()
+    failures: list[str] = []
+    for route in probed_routes():
+        url = route.url(a_thing.get(route.route))
+        for method in ["get", *route.unsafe_methods]:
+            for who, client, status in (
+                ("anonymous", anon, 401),
+                ("norole", norole, 403),
+                ("operator", operator, 403),
+            ):
+                response = (
+                    getattr(client, method)(url, {}, format="json") if method != "get" else client.get(url)
+                )
+                if response.status_code != status:
+                    failures.append(f"{method.upper()} {url} as {who}: {response.status_code}")
+                elif who != "anonymous" and _hits(identifiers_in(response.json()), w.things):
+                    failures.append(f"{method.upper()} {url} as {who}: 403 with data")
+    assert not failures, "\n".join(failures)
+    assert db_fingerprint() == before
+
+
+def _union_of_lists(w: SecurityWorld, who: str) -> tuple[set[str], list[str]]:
+    client = client_for(w.users[who])
+    forbidden = w.in_places(FORBIDDEN[who]) if who in FORBIDDEN else []
+    found_all: set[str] = set()
+    failures: list[str] = []
+    for route in probed_routes():
+        if route.params or route.route in QUERY_PROBES:
+            continue
+        response = client.get(route.url())
+        if response.status_code != 200:
+            failures.append(f"GET {route.route} as {who}: {response.status_code}")
+            continue
+        found = identifiers_in(response.json())
+        if leaked := _hits(found, forbidden):
+            failures.append(f"GET {route.route} as {who} shows {[(t.label, t.place) for t in leaked]}")
+        found_all |= found
+    return found_all, failures
+
+
+@pytest.mark.parametrize(
+    ("who", "must_see"),
+    [
+        ("community_admin", {"A", "B", "C1", "C1*"}),
+        ("street_admin", {"A", "B", "C", "C1*", "C2", "C2*"}),
+        ("leader", {"A", "B", "C", "C1*", "C2", "C2*"}),
+        ("planner", {"A", "B", "C", "C1*", "C2", "C2*"}),
+    ],
+)
+def test_wider_roles_see_their_places_and_nothing_beyond(sworld, who, must_see):
+    w = sworld
+    found, failures = _union_of_lists(w, who)
+    for place in must_see:
+        if not _hits(found, w.in_places({place})):
+            failures.append(f"{who} sees nothing of {place} in any list")
+    # Leader and planner hold street S like the street admin: the same places are out of reach.
+    forbidden_places = FORBIDDEN.get(who, FORBIDDEN["street_admin"])
+    if who in ("leader", "planner"):
+        client = client_for(w.users[who])
+        for route in probed_routes():
+            if route.params or route.route in QUERY_PROBES:
+                continue
+            if leaked := _hits(identifiers_in(client.get(route.url()).json()), w.in_places(forbidden_places)):
+                failures.append(f"GET {route.route} as {who} shows {[t.label for t in leaked]}")
+    if who == "community_admin":
+        failures += _detail_failures(w, who, [r for r in probed_routes() if r.params], FORBIDDEN[who])
+    assert not failures, "\n".join(failures)
+
+
+def test_community_admin_writes_stay_inside_c1(sworld):
+    """The positive half of the write proof: the same PATCH that C2's admin cannot make, C1's can."""
+    w = sworld
+    cadre = StationedCadre.objects.get(community=w.units["c1"])
+    url = f"/api/stationed-cadres/{cadre.pk}/"
+    assert (
+        client_for(w.users["writer_c2"]).patch(url, {"required_days_per_month": 3}, format="json").status_code
+        == 404
+    )
+    cadre.refresh_from_db()
+    assert cadre.required_days_per_month != 3
+    response = client_for(w.users["community_admin"]).patch(
+        url, {"required_days_per_month": 3}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    cadre.refresh_from_db()
+    assert cadre.required_days_per_month == 3

@@ -16,7 +16,6 @@ from grid.models import (
     Building,
     Community,
     GridBoundary,
-    GridBoundaryPart,
     GridCell,
     ServiceCentre,
     Street,
@@ -36,13 +35,15 @@ def grid_cell_at(*, point: Point, on_date: date | None = None) -> GridCell | Non
     on_date = on_date or today()
     if point.srid is None:
         point = Point(point.x, point.y, srid=STORAGE_SRID)
-    cell_id = (
-        GridBoundaryPart.objects.filter(geom__covers=point, boundary__valid__contains=on_date)
-        .order_by("boundary__cell__code")
-        .values_list("boundary__cell_id", flat=True)
+    # One query: the cell, its community, through the subdivided parts of the version in force.
+    return (
+        GridCell.objects.filter(
+            boundaries__parts__geom__covers=point, boundaries__valid__contains=on_date
+        )
+        .select_related("community")
+        .order_by("code")
         .first()
     )
-    return GridCell.objects.select_related("community").get(id=cell_id) if cell_id else None
 
 
 def grid_boundaries_as_of(*, on_date: date | None = None) -> QuerySet[GridBoundary]:

@@ -185,6 +185,46 @@ def bench_redraw() -> None:
         "the bare join of its buildings", t_floor, unit="ms")
 
 
+def bench_import() -> None:
+    """Re-import the district's buildings from a GeoPackage in GCJ-02, as a street office would
+    send them (convert, validate, stage, upsert, reassign), against raw COPY of the same rows."""
+    from grid.exporters import units_export
+    from grid.importers import units_import
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "buildings.gpkg"
+        t_export, _ = timed(lambda: units_export(level="building", path=path, crs="gcj02"))
+        n = Building.objects.count()
+
+        def reimport() -> None:
+            with transaction.atomic():
+                units_import(level="building", path=path, crs="gcj02")
+                transaction.set_rollback(True)
+
+        t_import = best_of(1, reimport)
+    buf = tempfile.SpooledTemporaryFile(max_size=512 * 1024 * 1024)  # noqa: SIM115
+    cols = "code, name, address, kind, community_id, households, floors, geom, created_at, updated_at"
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY (SELECT {cols} FROM grid_building) TO STDOUT") as copy:
+            for chunk in copy:
+                buf.write(chunk)
+
+    def raw_copy() -> None:
+        buf.seek(0)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("CREATE TEMP TABLE bench_b AS SELECT " + cols + " FROM grid_building LIMIT 0")
+            with cursor.cursor.copy("COPY bench_b FROM STDIN") as copy:
+                while data := buf.read(1 << 20):
+                    copy.write(data)
+            transaction.set_rollback(True)
+
+    t_copy = best_of(3, raw_copy)
+    row(f"`import_units --level building` of {n} footprints from GCJ-02 GeoPackage (nothing changed)", t_import,
+        "raw COPY of the same rows", t_copy)
+    row(f"`export_units --level building` of {n} footprints to GCJ-02 GeoPackage", t_export,
+        "raw COPY of the same rows", t_copy)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", default="district", choices=["demo", "district"])
@@ -196,6 +236,7 @@ def main() -> None:
     bench_point_lookup(args.points)
     bench_reassign()
     bench_redraw()
+    bench_import()
     print(f"Machine: {os.cpu_count()} cores, {platform.python_version()}, "
           f"{scalar('SELECT postgis_lib_version()')} PostGIS; command: `ops/bench --scale {args.scale}`\n")
     print("| what | ours | limit in the same run | ratio |")

@@ -14,7 +14,7 @@ from django.contrib.gis.geos import Point, Polygon
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
-from rest_framework import exceptions, serializers, status
+from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,7 +24,6 @@ from rest_framework_gis.serializers import GeoFeatureModelSerializer
 
 from grid import coords, selectors
 from grid.api_base import ReachAPIView
-from grid.errors import GridError
 from grid.models import Building, Community, GridBoundary, ServiceCentre, Street
 
 TAG = "空间单元"
@@ -34,7 +33,13 @@ TAG = "空间单元"
 # --------------------------------------------------------------------------------------------
 
 
-class FeaturePagination(GeoJsonPagination):
+class ChinesePageErrors:
+    """A page number that is no page ("abc", 0, past the end) stays DRF's 404, said in Chinese."""
+
+    invalid_page_message = "页码 {page_number} 无效或超出范围"
+
+
+class FeaturePagination(ChinesePageErrors, GeoJsonPagination):
     """A page of features as a FeatureCollection with count/next/previous; ?page=&page_size=."""
 
     # A map of one street has a few thousand buildings; anything larger is an export, not a page.
@@ -130,8 +135,13 @@ PAGE_PARAMETERS = [
     OpenApiParameter("page", OpenApiTypes.INT, description="页码，从1开始"),
     OpenApiParameter("page_size", OpenApiTypes.INT, description="每页条数，默认100，最多1000"),
 ]
+UNAUTHENTICATED_RESPONSE = OpenApiResponse(
+    description="未登录、令牌无效或已注销：{code: not_authenticated|authentication_failed, message}"
+)
 ERROR_RESPONSES = {
     400: OpenApiResponse(description="参数有误：{code, message, errors}"),
+    401: UNAUTHENTICATED_RESPONSE,
+    404: OpenApiResponse(description="页码无效或超出范围，或对象不存在：{code: not_found, message}"),
     403: OpenApiResponse(description="未登录或无权限：{code, message}"),
 }
 NOT_FOUND_RESPONSE = {404: OpenApiResponse(description="对象不存在：{code: not_found, message}")}
@@ -302,6 +312,17 @@ class ServiceCentreFeatureSerializer(GeoFeatureModelSerializer):
 # --------------------------------------------------------------------------------------------
 
 
+class CodeDetailApi(ReachAPIView):
+    """A view addressed by a unit code in its path (<str:code>)."""
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        # PostgreSQL text cannot hold NUL ("%00" in the URL): such a code names nothing, and asking
+        # the database would be an error (500) instead of the 404 it is.
+        if "\x00" in kwargs.get("code", ""):
+            raise _not_found("对象", kwargs["code"].replace("\x00", ""))
+
+
 class StreetListApi(ReachAPIView):
     bbox_filter_field = "geom"
     bbox_filter_include_overlapping = True
@@ -323,7 +344,7 @@ class StreetListApi(ReachAPIView):
         )
 
 
-class StreetDetailApi(ReachAPIView):
+class StreetDetailApi(CodeDetailApi):
     @extend_schema(
         tags=[TAG],
         summary="街道详情",
@@ -358,7 +379,7 @@ class CommunityListApi(ReachAPIView):
         return _page(request=request, view=self, queryset=qs, serializer_class=CommunityFeatureSerializer)
 
 
-class CommunityDetailApi(ReachAPIView):
+class CommunityDetailApi(CodeDetailApi):
     @extend_schema(
         tags=[TAG],
         summary="社区详情",
@@ -403,7 +424,7 @@ class GridCellListApi(ReachAPIView):
         return _page(request=request, view=self, queryset=qs, serializer_class=GridCellFeatureSerializer)
 
 
-class GridCellDetailApi(ReachAPIView):
+class GridCellDetailApi(CodeDetailApi):
     class FilterSerializer(serializers.Serializer):
         as_of = serializers.DateField(
             required=False, help_text="日期 YYYY-MM-DD：取当天生效的边界版本；不填为现行边界"
@@ -422,15 +443,11 @@ class GridCellDetailApi(ReachAPIView):
         if feature is None:
             if selectors.grid_cell_get(reach=self.reach, code=code) is None:
                 raise _not_found("网格", code)
-            return _error_response(
-                status.HTTP_404_NOT_FOUND,
-                "not_found",
-                f"网格 {code} 在 {filters.get('as_of') or '今天'} 没有生效的边界",
-            )
+            raise exceptions.NotFound(f"网格 {code} 在 {filters.get('as_of') or '今天'} 没有生效的边界")
         return Response(GridCellFeatureSerializer(feature).data)
 
 
-class GridCellHistoryApi(ReachAPIView):
+class GridCellHistoryApi(CodeDetailApi):
     @extend_schema(
         tags=[TAG],
         summary="网格边界历史",
@@ -472,6 +489,7 @@ class GridCellAtApi(ReachAPIView):
             400: OpenApiResponse(
                 description="坐标或坐标系有误：code 为 invalid_input、crs_unknown 或 coords_out_of_range"
             ),
+            401: UNAUTHENTICATED_RESPONSE,
             403: ERROR_RESPONSES[403],
             404: OpenApiResponse(description="该点当天不在您可访问的任何网格内：{code: not_found, message}"),
         },
@@ -481,12 +499,9 @@ class GridCellAtApi(ReachAPIView):
         lon, lat, crs = params["lon"], params["lat"], params["crs"]
         if not (math.isfinite(lon) and math.isfinite(lat)):
             raise _invalid("lon" if not math.isfinite(lon) else "lat", "坐标必须是有限数字")
-        try:
-            coords.check_in_range(lon, lat, crs)
-            wgs_lon, wgs_lat = coords.to_wgs84(lon, lat, crs)
-        except (coords.UnknownCRS, coords.CoordinatesOutOfRange) as exc:
-            # coords is free of Django; its errors carry the same (message, code, detail) shape.
-            raise GridError(exc.message, code=exc.code, detail=exc.detail) from exc
+        # UnknownCRS and CoordinatesOutOfRange become 400 with their code (ops.api_errors).
+        coords.check_in_range(lon, lat, crs)
+        wgs_lon, wgs_lat = coords.to_wgs84(lon, lat, crs)
         on_date = params.get("date") or selectors.today()
         cell = selectors.grid_cell_at(point=Point(float(wgs_lon), float(wgs_lat), srid=4326), on_date=on_date)
         feature = (
@@ -495,18 +510,10 @@ class GridCellAtApi(ReachAPIView):
             else None
         )
         if feature is None:
-            return _error_response(
-                status.HTTP_404_NOT_FOUND,
-                "not_found",
-                f"该位置（经度 {wgs_lon:.6f}，纬度 {wgs_lat:.6f}）在 {on_date} 不属于您可访问的任何网格",
+            raise exceptions.NotFound(
+                f"该位置（经度 {wgs_lon:.6f}，纬度 {wgs_lat:.6f}）在 {on_date} 不属于您可访问的任何网格"
             )
         return Response(GridCellFeatureSerializer(feature).data)
-
-
-def _error_response(status_code: int, code: str, message: str) -> Response:
-    # The shared exception handler gives each exception class one fixed message; these answers
-    # need a specific one (which date, which point), so they are rendered here in the same shape.
-    return Response({"code": code, "message": message}, status=status_code)
 
 
 class BuildingListApi(ReachAPIView):
@@ -535,7 +542,7 @@ class BuildingListApi(ReachAPIView):
         return _page(request=request, view=self, queryset=qs, serializer_class=BuildingFeatureSerializer)
 
 
-class BuildingDetailApi(ReachAPIView):
+class BuildingDetailApi(CodeDetailApi):
     @extend_schema(
         tags=[TAG],
         summary="楼栋详情",

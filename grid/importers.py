@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import pyogrio.errors
+import pyogrio.raw
 import pyproj
 import shapely
 from django.contrib.gis.geos import GEOSGeometry
@@ -263,6 +264,9 @@ LEVELS: dict[str, LevelSpec] = {
     ),
 }
 NAME_MAX_LENGTH = 64
+# C0 control characters other than tab and line breaks: never meant in a name or an address, and
+# PostgreSQL text cannot hold NUL at all (COPY would fail after the checks passed the feature).
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 # --------------------------------------------------------------------------------------------
@@ -366,7 +370,9 @@ def _read_ogr(path: Path, layer: str | None) -> Source:
         if layer not in names:
             raise _reject_file("layer_missing", f"文件中没有图层“{layer}”，现有图层：{'、'.join(names)}")
     try:
-        frame = pyogrio.read_dataframe(path, layer=layer)
+        # "ignore": a geometry GEOS cannot build (an unclosed ring, a ring of 2 points) becomes
+        # None here and is reported per feature below, instead of failing the whole read.
+        frame = pyogrio.read_dataframe(path, layer=layer, on_invalid="ignore")
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
         raise _reject_file(
             "file_unreadable", f"无法读取文件（不是可识别的地理数据格式或内容已损坏）：{exc}"
@@ -384,7 +390,20 @@ def _read_ogr(path: Path, layer: str | None) -> Source:
         geoms=geoms,
         crs=frame.crs,
         default_crs=coords.WGS84 if is_geojson else None,
+        bad_geometry=_unbuildable_geometries(path, layer, geoms),
     )
+
+
+def _unbuildable_geometries(path: Path, layer: str | None, geoms: np.ndarray) -> dict[int, str]:
+    """Rows whose file has a geometry that GEOS could not build (None after reading, WKB present)."""
+    missing = np.flatnonzero(shapely.is_missing(geoms))
+    if missing.size == 0:
+        return {}
+    # Only on this rare path: read the raw WKB again to tell "no geometry" from "unbuildable".
+    _meta, _fids, wkb, _fields = pyogrio.raw.read(path, layer=layer, columns=[])
+    return {
+        int(i): "几何无法构建（如环未闭合、环少于4个点或坐标无效）" for i in missing if wkb[i] is not None
+    }
 
 
 def source_read(*, path: Path, layer: str | None = None) -> Source:
@@ -535,6 +554,8 @@ def _parse_attr(attr: Attr, value: object) -> object:
         return stored
     if len(text) > attr.max_length:
         raise _Bad("value_invalid", f"{attr.label}（{attr.key}）超过 {attr.max_length} 字")
+    if CONTROL_CHARS.search(text):
+        raise _Bad("value_invalid", f"{attr.label}（{attr.key}）含不可见的控制字符")
     return text
 
 
@@ -666,6 +687,8 @@ def _check_feature(
     name = _normalise_code(row[cols.name]) or ""
     if len(name) > NAME_MAX_LENGTH:
         fail(_Bad("value_invalid", f"名称超过 {NAME_MAX_LENGTH} 字"))
+    elif CONTROL_CHARS.search(name):
+        fail(_Bad("value_invalid", "名称含不可见的控制字符"))
     elif not name and code:
         name = code
         warnings.append(FeatureIssue(index, code, "name_defaulted", "名称为空，以编码作为名称", "warning"))

@@ -7,7 +7,7 @@ Failed attempts count towards django-axes' lockout exactly like the admin login 
 from typing import Any
 
 from django.contrib.auth import authenticate
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -39,7 +39,10 @@ class TokenObtainApi(APIView):
                 "TokenOut",
                 {"token": serializers.CharField(), "username": serializers.CharField(),
                  "roles": serializers.ListField(child=serializers.CharField())},
-            )
+            ),
+            400: OpenApiResponse(description="请求有误：{code: invalid_input|malformed_request, message}"),
+            401: OpenApiResponse(description="用户名或密码错误：{code: authentication_failed, message}"),
+            429: OpenApiResponse(description="失败次数过多，账号临时锁定：{code: account_locked, message}"),
         },
     )
     def post(self, request: Request) -> Response:
@@ -73,7 +76,12 @@ class TokenObtainApi(APIView):
 class TokenRevokeApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(tags=[TAG], summary="注销本设备令牌", request=None, responses={204: None})
+    @extend_schema(
+        tags=[TAG],
+        summary="注销本设备令牌",
+        request=None,
+        responses={204: None, 401: OpenApiResponse(description="未登录、令牌无效或已注销：{code, message}")},
+    )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         set_actor_from_request(request)
         deleted, _ = Token.objects.filter(user=request.user).delete()

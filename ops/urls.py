@@ -33,3 +33,14 @@ urlpatterns = [
     path("api/", include("grid.urls")),
     path("api/", include("orgs.urls")),
 ]
+
+
+def handler404(request, exception=None):
+    """Unknown /api/ paths answer in the API's error shape; pages keep Django's 404 page."""
+    if request.path.startswith("/api/"):
+        from django.http import JsonResponse
+
+        return JsonResponse({"code": "not_found", "message": "接口不存在"}, status=404)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)

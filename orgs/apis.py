@@ -26,7 +26,7 @@ from rest_framework_gis.serializers import GeoFeatureModelSerializer
 
 from grid import access as grid_access
 from grid.api_base import ReachAPIView
-from grid.apis import FeaturePagination, StrictInBBoxFilter
+from grid.apis import UNAUTHENTICATED_RESPONSE, ChinesePageErrors, FeaturePagination, StrictInBBoxFilter
 from grid.errors import GridError
 from grid.models import Street, unit_code_validator
 from orgs import access, pii, selectors, services
@@ -46,7 +46,7 @@ Kind = PartyOrganisation.Kind
 # --------------------------------------------------------------------------------------------
 
 
-class ListPagination(PageNumberPagination):
+class ListPagination(ChinesePageErrors, PageNumberPagination):
     """?page=&page_size= (default 100, at most 1000); answers {count, next, previous, results}."""
 
     page_size_query_param = "page_size"
@@ -64,6 +64,8 @@ BBOX_PARAMETER = OpenApiParameter(
 )
 READ_ERRORS = {
     400: OpenApiResponse(description="参数有误：{code, message, errors}"),
+    401: UNAUTHENTICATED_RESPONSE,
+    404: OpenApiResponse(description="页码无效或超出范围，或对象不存在：{code: not_found, message}"),
     403: OpenApiResponse(description="未登录或没有可访问的范围：{code, message}"),
 }
 NOT_FOUND = {404: OpenApiResponse(description="对象不存在或无权访问：{code: not_found, message}")}
@@ -72,6 +74,7 @@ WRITE_ERRORS = {
         description="输入有误或违反组织树/空间规则：{code, message, ...}，code 为稳定的机器代码"
         "（如 invalid_input、org_parent_kind、org_grid_outside_parent_community、reference_not_found）"
     ),
+    401: UNAUTHENTICATED_RESPONSE,
     403: OpenApiResponse(
         description="角色不能维护党组织（需 edit_orgs）：{code: permission_denied, message}"
     ),
@@ -266,6 +269,7 @@ def _check_org_editable(reach: grid_access.Reach, org_id: int) -> None:
 
 
 class OrgListApi(ReachAPIView):
+    pagination_class = ListPagination  # so that the schema documents the page envelope
     write_capability = "edit_orgs"
 
     class FilterSerializer(serializers.Serializer):
@@ -344,6 +348,8 @@ class OrgDetailApi(ReachAPIView):
 
 
 class OrgSubtreeApi(ReachAPIView):
+    pagination_class = ListPagination  # so that the schema documents the page envelope
+
     @extend_schema(
         tags=[TAG_ORGS],
         summary="党组织及其全部下级",
@@ -490,6 +496,7 @@ def _member_output(member: PartyMember) -> dict[str, Any]:
 
 
 class MemberListApi(ReachAPIView):
+    pagination_class = ListPagination  # so that the schema documents the page envelope
     write_capability = "edit_orgs"
 
     class FilterSerializer(serializers.Serializer):
@@ -609,6 +616,8 @@ class WorkerOutputSerializer(serializers.Serializer):
 
 
 class WorkerListApi(ReachAPIView):
+    pagination_class = ListPagination  # so that the schema documents the page envelope
+
     class FilterSerializer(serializers.Serializer):
         community = serializers.CharField(
             required=False, max_length=12, help_text="只列出该社区（编码）的网格员"
@@ -660,6 +669,8 @@ class CadreOutputSerializer(serializers.Serializer):
 
 
 class CadreListApi(ReachAPIView):
+    pagination_class = ListPagination  # so that the schema documents the page envelope
+
     class FilterSerializer(serializers.Serializer):
         community = serializers.CharField(
             required=False, max_length=12, help_text="只列出驻该社区（编码）的干部"
@@ -693,7 +704,11 @@ class CadreDetailApi(ReachAPIView):
             required=False, min_value=0, max_value=31, help_text="每月应驻点天数"
         )
         required_contacts_per_month = serializers.IntegerField(
-            required=False, min_value=0, help_text="每月应联系群众次数"
+            # The column is a smallint: a larger number would be a database error (500), not a 400.
+            required=False,
+            min_value=0,
+            max_value=32767,
+            help_text="每月应联系群众次数",
         )
 
     @extend_schema(
@@ -823,6 +838,8 @@ class ViolationSerializer(serializers.Serializer):
 
 
 class ViolationListApi(ReachAPIView):
+    pagination_class = ListPagination  # so that the schema documents the page envelope
+
     class FilterSerializer(serializers.Serializer):
         street = serializers.CharField(
             required=False, max_length=9, help_text="街道编码；不填为账号范围内的全部街道"

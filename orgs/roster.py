@@ -98,6 +98,14 @@ WRITTEN_FIELDS: dict[str, str] = {
 }
 
 
+# A street's roster is a few thousand rows (~1 MB); the whole file is read into memory, so refuse
+# anything far beyond that before reading it.
+MAX_FILE_BYTES = 20 * 1024 * 1024
+# C0 control characters other than tab and line breaks: invisible in Excel, and PostgreSQL text
+# cannot hold NUL at all (the write would fail after the checks said the row was good).
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 class RosterError(OrgError):
     """The file as a whole cannot be read (format, encoding, headers)."""
 
@@ -183,11 +191,23 @@ def _decode(raw: bytes) -> str:
 
 def _read_csv(path: Path) -> Iterator[list[_Cell]]:
     text = _decode(path.read_bytes())
-    for row in csv.reader(io.StringIO(text)):
-        yield [_Cell(v, v.startswith("=")) for v in row]
+    try:
+        for row in csv.reader(io.StringIO(text)):
+            yield [_Cell(v, v.startswith("=")) for v in row]
+    except csv.Error as exc:
+        # e.g. a cell beyond csv.field_size_limit() (128 KB): no roster has one.
+        raise RosterError(f"CSV 文件无法解析（单元格过大或格式错误）：{exc}", code="file_unreadable") from exc
 
 
 def read_rows(path: Path) -> Iterator[list[_Cell]]:
+    if not path.is_file():
+        raise RosterError(f"文件不存在：{path.name}", code="file_unreadable")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise RosterError(
+            f"文件过大（{size / 1048576:.1f} MB），上限 {MAX_FILE_BYTES / 1048576:.0f} MB",
+            code="file_too_large",
+        )
     suffix = path.suffix.lower()
     if suffix == ".xlsx":
         return _read_xlsx(path)
@@ -416,6 +436,12 @@ def _rows(path: Path) -> tuple[list[_Row], list[RowError], set[str]]:
             if cell.formula:
                 errors.append(
                     RowError(number, _label(key), "formula_not_allowed", "单元格含公式，请粘贴为数值后再导入")
+                )
+                row.formula_keys.add(key)
+                continue
+            if isinstance(cell.value, str) and _CONTROL_CHARS.search(cell.value):
+                errors.append(
+                    RowError(number, _label(key), "value_invalid", "单元格含不可见的控制字符，请删除后再导入")
                 )
                 row.formula_keys.add(key)
                 continue

@@ -98,3 +98,10 @@ def test_production_settings_pass_the_deploy_check():
     }
     result = _run_settings(env, "check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode == 0, result.stderr + result.stdout
+
+
+def test_unknown_api_path_answers_in_the_api_error_shape(client, settings):
+    settings.DEBUG = False
+    response = client.get("/api/no-such-thing/")
+    assert response.status_code == 404
+    assert response.json() == {"code": "not_found", "message": "接口不存在"}

@@ -2,10 +2,12 @@
 headless Chromium that must not make a single request outside this machine."""
 
 import json
+import re
 from datetime import date
 
 import pytest
 from django.contrib.auth import get_user_model
+from playwright.sync_api import expect
 
 from grid import services
 from grid.models import Building, GridBoundary, Role, RoleAssignment
@@ -345,7 +347,9 @@ def test_drawing_a_new_boundary_in_the_browser_saves_a_version(browser_page, sup
         page.mouse.click(x, y)
         page.wait_for_timeout(150)  # Leaflet.draw ignores clicks closer than its double-click guard
     page.mouse.click(*corners[0])  # close the ring
-    page.wait_for_function("document.getElementById('id_geom').value.includes('Polygon')")
+    # A locator assertion, not wait_for_function: a string predicate is run through eval, which
+    # the page's Content Security Policy rightly forbids.
+    expect(page.locator("#id_geom")).to_have_value(re.compile("Polygon"), timeout=10_000)
 
     with page.expect_navigation(wait_until="load"):
         page.click("input[name=_save]")

@@ -24,10 +24,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from django.core.exceptions import MultipleObjectsReturned, ObjectDoesNotExist
 from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 
-from grid.access import CAPABILITIES, NotInReach, Reach
+from grid import access as grid_access
+from grid.access import CAPABILITIES, Reach
 from grid.audit import audit_record
 from grid.models import AuditEvent, Building, Community, GridBoundary
 from orgs.models import (
@@ -189,20 +189,12 @@ SCOPES: dict[type[Model], Any] = {
 
 
 def scope(reach: Reach, qs: QuerySet[M]) -> QuerySet[M]:
-    fn = SCOPES.get(qs.model)
-    if fn is None:
-        raise LookupError(f"no reach scope for {qs.model.__name__}")
-    return fn(reach, qs)
+    return grid_access.scope(reach, qs, SCOPES)
 
 
 def get_in_reach(reach: Reach, qs: QuerySet[M], **lookup: Any) -> M:
     """Fetch one object the user may see; NotInReach for missing and forbidden alike."""
-    if not reach.can_read():
-        raise NotInReach
-    try:
-        return scope(reach, qs).get(**lookup)
-    except (ObjectDoesNotExist, MultipleObjectsReturned, ValueError, TypeError) as exc:
-        raise NotInReach from exc
+    return grid_access.get_in_reach(reach, qs, SCOPES, **lookup)
 
 
 # --- personal data ----------------------------------------------------------------------------

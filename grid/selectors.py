@@ -41,6 +41,8 @@ def grid_cell_at(*, point: Point, on_date: date | None = None) -> GridCell | Non
             boundaries__parts__geom__covers=point, boundaries__valid__contains=on_date
         )
         .select_related("community")
+        # The community's outline is large; callers want its name and code, not its shape.
+        .defer("community__geom")
         .order_by("code")
         .first()
     )

@@ -308,3 +308,4 @@ WANGGE_RULES: dict[str, Any] = {
 
 # django-axes' admin pages are English-only; lockouts are cleared with `manage.py axes_reset_username`.
 AXES_ENABLE_ADMIN = False
+AXES_VERBOSE = False  # its start-up banner would print on every manage.py command

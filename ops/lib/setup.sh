@@ -78,9 +78,9 @@ ensure_postgres() {
     || as_root su postgres -c "psql -q -c \"CREATE ROLE $DB_USER LOGIN SUPERUSER PASSWORD '$DB_PASSWORD'\""
   as_root su postgres -c "psql -qtA -c \"SELECT 1 FROM pg_database WHERE datname='$DB_NAME'\"" | grep -q 1 \
     || as_root su postgres -c "createdb -O $DB_USER $DB_NAME"
-  as_root su postgres -c "psql -q -d $DB_NAME -c 'CREATE EXTENSION IF NOT EXISTS postgis; CREATE EXTENSION IF NOT EXISTS btree_gist;'"
+  as_root su postgres -c "psql -q -d $DB_NAME -c 'SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS postgis; CREATE EXTENSION IF NOT EXISTS btree_gist;'"
   # Extensions in template1 so that pytest-django's test databases have them from birth.
-  as_root su postgres -c "psql -q -d template1 -c 'CREATE EXTENSION IF NOT EXISTS postgis; CREATE EXTENSION IF NOT EXISTS btree_gist;'"
+  as_root su postgres -c "psql -q -d template1 -c 'SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS postgis; CREATE EXTENSION IF NOT EXISTS btree_gist;'"
 }
 
 ensure_redis() {

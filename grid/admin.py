@@ -31,6 +31,7 @@ from leaflet import app_settings as leaflet_settings
 from leaflet.admin import LeafletAdminWidget, LeafletGeoAdmin
 
 from grid import access, roles, selectors, services
+from grid.admin_audit import AuditedAdminMixin, register_audited_auth_admins
 from grid.errors import GridError
 from grid.models import (
     AuditEvent,
@@ -164,7 +165,7 @@ class ReachAdminMixin:
         return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
 
 
-class MapAdmin(ReachAdminMixin, LeafletGeoAdmin):
+class MapAdmin(AuditedAdminMixin, ReachAdminMixin, LeafletGeoAdmin):
     widget = MapWidget
     map_template = MapWidget.template_name  # the mixin would otherwise put django-leaflet's back
 
@@ -309,7 +310,7 @@ class GridBoundaryInline(admin.TabularInline):
 
 
 @admin.register(GridCell)
-class GridCellAdmin(ReachAdminMixin, admin.ModelAdmin):
+class GridCellAdmin(AuditedAdminMixin, ReachAdminMixin, admin.ModelAdmin):
     list_display = [
         "code",
         "name",
@@ -624,7 +625,7 @@ def audit_events_visible(*, reach: access.Reach, qs: QuerySet[AuditEvent]) -> Qu
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(AuditedAdminMixin, admin.ModelAdmin):
     """The audit log, read-only for everyone (the database refuses UPDATE and DELETE anyway)."""
 
     list_display = ["at", "actor_name", "action", "object_type", "object_id", "summary", "street", "ip"]
@@ -721,7 +722,7 @@ _revoke_selected.allowed_permissions = ("manage",)  # type: ignore[attr-defined]
 
 
 @admin.register(RoleAssignment)
-class RoleAssignmentAdmin(admin.ModelAdmin):
+class RoleAssignmentAdmin(AuditedAdminMixin, admin.ModelAdmin):
     """Who holds which role where. Granting and revoking need manage_users and stay inside the
     grantor's street (grid.roles); rows are never edited or deleted, only revoked."""
 
@@ -794,3 +795,7 @@ class RoleAssignmentAdmin(admin.ModelAdmin):
             raise PermissionDenied(exc.message) from exc
         obj.pk = saved.pk
         obj.granted_at = saved.granted_at
+
+
+# Users, groups and tokens are written in the admin too: their writes are audited like ours.
+register_audited_auth_admins()

@@ -41,6 +41,17 @@ def acting_as(actor: Actor) -> Iterator[Actor]:
         _current.reset(token)
 
 
+def command_actor(command: str) -> Actor:
+    """Who runs a management command: the operating-system account, since there is no login."""
+    import getpass
+
+    try:
+        account = getpass.getuser()
+    except (KeyError, OSError):
+        account = "unknown"
+    return Actor(user_id=None, name=f"命令行 {command}（{account}）")
+
+
 def actor_for_user(user: Any, ip: str | None = None) -> Actor:
     if user is None or not getattr(user, "is_authenticated", False):
         return Actor(user_id=None, name="anonymous", ip=ip)

@@ -26,9 +26,10 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from grid import coords, selectors
+from grid.audit import audit_record
 from grid.errors import GridError
-from grid.importers import LEVELS
-from grid.models import Building, Community, ServiceCentre, Street
+from grid.importers import LEVEL_MODELS, LEVELS
+from grid.models import AuditEvent, Building, Community, ServiceCentre, Street
 
 FORMATS = ("geojson", "gpkg", "shp", "csv")
 _EXTENSIONS = {
@@ -293,4 +294,24 @@ def units_export(
         _write_csv(frame, geoms, path)
     else:
         _write_ogr(frame, geoms, path, fmt, token, _GEOMETRY_TYPES[spec.geometry])
+    # After the file is written: a failed write leaves no claim of an export in the log.
+    model = LEVEL_MODELS[level]
+    audit_record(
+        action=AuditEvent.Action.EXPORT,
+        object_type=model._meta.label,
+        object_id=community or "",
+        summary=f"导出{spec.label}{len(frame)}个到 {path.name}（{fmt}，{token}）",
+        changes={
+            "file": path.name,
+            "level": level,
+            "format": fmt,
+            "crs": token,
+            "count": len(frame),
+            "community": community,
+            "as_of": _iso(as_of),
+        },
+        street_id=Community.objects.filter(code=community).values_list("street_id", flat=True).first()
+        if community
+        else None,
+    )
     return ExportResult(path=path, count=len(frame), format=fmt, crs=token)

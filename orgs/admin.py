@@ -26,6 +26,7 @@ from leaflet.admin import LeafletGeoAdmin
 
 from grid import access as grid_access
 from grid.admin import related_only_list_filter
+from grid.admin_audit import AuditedAdminMixin
 from grid.errors import GridError
 from grid.models import Community
 from orgs import access, pii, services
@@ -195,7 +196,7 @@ class SeatInline(ReachAdminMixin, admin.TabularInline):
 
 
 @admin.register(PartyOrganisation)
-class PartyOrganisationAdmin(ReachAdminMixin, admin.ModelAdmin):
+class PartyOrganisationAdmin(AuditedAdminMixin, ReachAdminMixin, admin.ModelAdmin):
     form = PartyOrganisationForm
     list_display = ["name", "code", "kind", "level", "street", "parent", "attachment", "is_enlarged", "weak"]
     list_filter = ["kind", "level", "street", "is_enlarged", "weak"]
@@ -239,7 +240,7 @@ class PartyOrganisationAdmin(ReachAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Rectification)
-class RectificationAdmin(ReachAdminMixin, admin.ModelAdmin):
+class RectificationAdmin(AuditedAdminMixin, ReachAdminMixin, admin.ModelAdmin):
     list_display = ["org", "flagged_on", "converted_on"]
     list_filter = ["converted_on", "org__street"]
     search_fields = ["org__name", "reasons"]
@@ -266,7 +267,7 @@ class RectificationAdmin(ReachAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(StarRating)
-class StarRatingAdmin(ReachAdminMixin, admin.ModelAdmin):
+class StarRatingAdmin(AuditedAdminMixin, ReachAdminMixin, admin.ModelAdmin):
     list_display = ["org", "year", "stars", "score", "satisfaction_score", "total_score"]
     list_filter = ["year", "stars", "org__street"]
     search_fields = ["org__name"]
@@ -311,7 +312,7 @@ class CommitteeSeatForm(forms.ModelForm):
 
 
 @admin.register(CommitteeSeat)
-class CommitteeSeatAdmin(ReachAdminMixin, admin.ModelAdmin):
+class CommitteeSeatAdmin(AuditedAdminMixin, ReachAdminMixin, admin.ModelAdmin):
     form = CommitteeSeatForm
     list_display = ["person_name", "unit_name", "org", "is_resident_unit_head"]
     list_filter = ["is_resident_unit_head", "org__street"]
@@ -351,7 +352,7 @@ class EnterpriseForm(forms.ModelForm):
 
 
 @admin.register(Enterprise)
-class EnterpriseAdmin(ReachAdminMixin, LeafletGeoAdmin):
+class EnterpriseAdmin(AuditedAdminMixin, ReachAdminMixin, LeafletGeoAdmin):
     form = EnterpriseForm
     list_display = [
         "name",
@@ -380,7 +381,7 @@ class EnterpriseAdmin(ReachAdminMixin, LeafletGeoAdmin):
 
 
 @admin.register(Cadre)
-class CadreAdmin(ReachAdminMixin, admin.ModelAdmin):
+class CadreAdmin(AuditedAdminMixin, ReachAdminMixin, admin.ModelAdmin):
     list_display = ["name", "unit_name", "street", "user"]
     list_filter = ["street"]
     search_fields = ["name", "unit_name"]
@@ -524,7 +525,7 @@ def _member_pii_kwargs(form: Any) -> dict[str, str]:
 
 
 @admin.register(PartyMember)
-class PartyMemberAdmin(PiiAdminMixin, ReachAdminMixin, admin.ModelAdmin):
+class PartyMemberAdmin(AuditedAdminMixin, PiiAdminMixin, ReachAdminMixin, admin.ModelAdmin):
     form = PartyMemberForm
     list_display = [
         "name",
@@ -626,7 +627,7 @@ class GridWorkerForm(_PiiFormMixin):
 
 
 @admin.register(GridWorker)
-class GridWorkerAdmin(PiiAdminMixin, ReachAdminMixin, admin.ModelAdmin):
+class GridWorkerAdmin(AuditedAdminMixin, PiiAdminMixin, ReachAdminMixin, admin.ModelAdmin):
     form = GridWorkerForm
     list_display = ["name", "community", "full_time", "active", "phone_display"]
     list_filter = ["full_time", "active", "community__street", "community"]
@@ -662,7 +663,7 @@ class GridWorkerAdmin(PiiAdminMixin, ReachAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(StationedCadre)
-class StationedCadreAdmin(ReachAdminMixin, admin.ModelAdmin):
+class StationedCadreAdmin(AuditedAdminMixin, ReachAdminMixin, admin.ModelAdmin):
     list_display = [
         "name",
         "community",

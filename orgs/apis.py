@@ -11,11 +11,17 @@ the caller holds `view_pii` over that person; every unmasked answer is audited (
 
 from __future__ import annotations
 
+import math
+import tempfile
 from datetime import date
+from pathlib import Path
 from typing import Any
 
+from django.contrib.gis.geos import Point
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Prefetch, Q, QuerySet
+from django.http import HttpResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
@@ -25,12 +31,22 @@ from rest_framework.response import Response
 from rest_framework_gis.serializers import GeoFeatureModelSerializer
 
 from grid import access as grid_access
+from grid import coords
 from grid.api_base import ReachAPIView
 from grid.apis import UNAUTHENTICATED_RESPONSE, ChinesePageErrors, FeaturePagination, StrictInBBoxFilter
 from grid.errors import GridError
-from grid.models import Street, unit_code_validator
-from orgs import access, pii, selectors, services
-from orgs.models import Enterprise, GridWorker, PartyMember, PartyOrganisation, StationedCadre
+from grid.models import STORAGE_SRID, Community, Street, unit_code_validator
+from orgs import access, pii, roster, selectors, services
+from orgs.models import (
+    CommitteeSeat,
+    Enterprise,
+    GridWorker,
+    PartyMember,
+    PartyOrganisation,
+    Rectification,
+    StarRating,
+    StationedCadre,
+)
 from orgs.rules import RULE_CODES
 
 TAG_ORGS = "党组织"
@@ -615,8 +631,55 @@ class WorkerOutputSerializer(serializers.Serializer):
         return obj.pk not in self.context.get("pii_visible", ())
 
 
+class WorkerInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=32, help_text="姓名")
+    community = serializers.CharField(max_length=12, help_text="所属社区编码")
+    grid_cells = serializers.ListField(
+        child=serializers.CharField(max_length=15),
+        required=False,
+        max_length=200,
+        help_text="负责网格编码（须在所属社区内）",
+    )
+    full_time = serializers.BooleanField(required=False, help_text="是否专职社区工作者，默认是")
+    active = serializers.BooleanField(required=False, help_text="是否在岗（仅修改时）")
+    phone = serializers.CharField(
+        required=False, allow_blank=True, max_length=32, help_text="联系电话；修改时给出空字符串表示清除"
+    )
+
+
+def _worker_references(reach: grid_access.Reach, data: dict[str, Any]) -> dict[str, Any]:
+    """Community and grids looked up where the caller may edit: a worker's grids must also lie in
+    the worker's community (the service's rule), so together they stay inside the caller's reach."""
+    edit = access.capability_reach(reach, "edit_orgs")
+    out = dict(data)
+    if "community" in data:
+        out["community"] = _one(access.communities_wholly_in_reach(edit), "community", code=data["community"])
+    if "grid_cells" in data:
+        codes = list(dict.fromkeys(data["grid_cells"]))
+        found = list(grid_access.grid_cells_in_reach(edit).filter(code__in=codes))
+        missing = sorted(set(codes) - {c.code for c in found})
+        if missing:
+            raise _not_found_reference("grid_cells", "、".join(missing))
+        out["grid_cells"] = found
+    return out
+
+
+def _check_worker_editable(reach: grid_access.Reach, worker_id: int) -> None:
+    edit = access.capability_reach(reach, "edit_orgs")
+    editable = access.communities_wholly_in_reach(edit).filter(grid_workers__pk=worker_id)
+    if not editable.exists():
+        raise GridError("该网格员不在您可维护的范围内", code="worker_outside_reach")
+
+
+def _worker_output(worker: GridWorker) -> dict[str, Any]:
+    # Masked, as a member write answers: the writer typed the phone.
+    fresh = selectors.grid_worker_list(reach=grid_access.Reach(everything=True)).get(pk=worker.pk)
+    return dict(WorkerOutputSerializer(fresh).data)
+
+
 class WorkerListApi(ReachAPIView):
     pagination_class = ListPagination  # so that the schema documents the page envelope
+    write_capability = "edit_orgs"
 
     class FilterSerializer(serializers.Serializer):
         community = serializers.CharField(
@@ -644,8 +707,39 @@ class WorkerListApi(ReachAPIView):
         data = WorkerOutputSerializer(page, many=True, context={"pii_visible": visible}).data
         return paginator.get_paginated_response(data)
 
+    @extend_schema(
+        tags=[TAG_PEOPLE],
+        summary="新增网格员",
+        description="所属社区须在您可维护的范围内；负责网格须在所属社区内（否则 worker_grid_outside_community）。",
+        request=WorkerInputSerializer,
+        responses={201: WorkerOutputSerializer, **WRITE_ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        data = _worker_references(self.reach, _input(WorkerInputSerializer, request))
+        data.pop("active", None)
+        worker = services.grid_worker_create(**data)
+        return Response(_worker_output(worker), status=status.HTTP_201_CREATED)
+
 
 class WorkerDetailApi(ReachAPIView):
+    write_capability = "edit_orgs"
+
+    @extend_schema(
+        tags=[TAG_PEOPLE],
+        summary="修改网格员",
+        description="只修改给出的字段；grid_cells 给出时替换全部负责网格，须在（新的）所属社区内。",
+        request=WorkerInputSerializer(partial=True),
+        responses={200: WorkerOutputSerializer, **WRITE_ERRORS, **NOT_FOUND},
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        worker = selectors.grid_worker_get(reach=self.reach, worker_id=pk)
+        _check_worker_editable(self.reach, worker.pk)
+        data = _worker_references(self.reach, _input(WorkerInputSerializer, request, partial=True))
+        with transaction.atomic():
+            worker = services.grid_worker_update(worker=worker, **data)
+            _check_worker_editable(self.reach, worker.pk)
+        return Response(_worker_output(worker))
+
     @extend_schema(
         tags=[TAG_PEOPLE],
         summary="网格员详情",
@@ -778,8 +872,122 @@ class EnterpriseFeatureSerializer(GeoFeatureModelSerializer):
         ]
 
 
+class GeoJSONPointField(serializers.Field):
+    """A GeoJSON Point {"type": "Point", "coordinates": [lon, lat]} in the request's `crs`."""
+
+    default_error_messages = {
+        # Braces doubled: DRF formats error messages with str.format.
+        "invalid": '应为 GeoJSON 点：{{"type": "Point", "coordinates": [经度, 纬度]}}',
+    }
+
+    def to_internal_value(self, data: Any) -> tuple[float, float]:
+        if not isinstance(data, dict) or data.get("type") != "Point":
+            self.fail("invalid")
+        pair = data.get("coordinates")
+        if (
+            not isinstance(pair, list)
+            or len(pair) != 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in pair)
+            or not all(math.isfinite(v) for v in pair)
+        ):
+            self.fail("invalid")
+        return float(pair[0]), float(pair[1])
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "properties": {
+            "type": {"type": "string", "enum": ["Point"]},
+            "coordinates": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+        },
+        "required": ["type", "coordinates"],
+    }
+)
+class DocumentedPointField(GeoJSONPointField):
+    pass
+
+
+class EnterpriseInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, help_text="名称")
+    kind = serializers.ChoiceField(choices=Enterprise.Kind.choices, required=False, help_text="类型")
+    credit_code = serializers.CharField(
+        required=False, allow_blank=True, max_length=18, help_text="统一社会信用代码"
+    )
+    location = DocumentedPointField(
+        required=False, help_text="位置（GeoJSON 点，坐标系见 crs）；不填则取所在楼栋的位置"
+    )
+    crs = serializers.CharField(
+        required=False,
+        default="wgs84",
+        max_length=64,
+        help_text="location 的坐标系：wgs84（默认）、gcj02（高德/腾讯）、bd09（百度）、cgcs2000 或 EPSG:代码",
+    )
+    building = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=32, help_text="所在楼栋编码"
+    )
+    employee_count = serializers.IntegerField(
+        required=False, min_value=0, max_value=2_000_000_000, help_text="从业人数"
+    )
+    covering_joint_branch = serializers.IntegerField(
+        required=False, allow_null=True, help_text="覆盖的联合党支部编号"
+    )
+    instructor = serializers.IntegerField(required=False, allow_null=True, help_text="党建指导员（干部）编号")
+
+
+def _enterprise_references(reach: grid_access.Reach, data: dict[str, Any]) -> dict[str, Any]:
+    """References looked up inside the editing reach; the location converted once to WGS-84."""
+    edit = access.capability_reach(reach, "edit_orgs")
+    out = {k: v for k, v in data.items() if k not in ("location", "crs")}
+    if "location" in data:
+        lon, lat = data["location"]
+        crs = data.get("crs") or "wgs84"
+        # UnknownCRS and CoordinatesOutOfRange answer 400 with their codes (ops.api_errors).
+        coords.check_in_range(lon, lat, crs)
+        wgs_lon, wgs_lat = coords.to_wgs84(lon, lat, crs)
+        out["point"] = Point(float(wgs_lon), float(wgs_lat), srid=STORAGE_SRID)
+    if "building" in data:
+        out["building"] = (
+            _one(grid_access.buildings_in_reach(edit), "building", code=data["building"])
+            if data["building"]
+            else None
+        )
+    if "covering_joint_branch" in data:
+        branches = access.party_orgs_in_reach(edit, strict=True).filter(kind=Kind.JOINT_BRANCH)
+        value = data["covering_joint_branch"]
+        out["covering_joint_branch"] = _one(branches, "covering_joint_branch", pk=value) if value else None
+    if "instructor" in data:
+        value = data["instructor"]
+        out["instructor"] = _one(access.cadres_in_reach(edit), "instructor", pk=value) if value else None
+    return out
+
+
+def _check_enterprise_editable(reach: grid_access.Reach, enterprise_id: int) -> None:
+    edit = access.capability_reach(reach, "edit_orgs")
+    if not access.enterprises_in_reach(edit, Enterprise.objects.filter(pk=enterprise_id)).exists():
+        raise GridError("两新组织的位置须在您可维护的范围内", code="enterprise_outside_reach")
+
+
+def _enterprise_output(enterprise: Enterprise) -> dict[str, Any]:
+    fresh = selectors.enterprise_list(reach=grid_access.Reach(everything=True)).get(pk=enterprise.pk)
+    return dict(EnterpriseFeatureSerializer(fresh).data)
+
+
+ENTERPRISE_WRITE_ERRORS = {
+    **WRITE_ERRORS,
+    400: OpenApiResponse(
+        description="输入有误：{code, message, ...}，code 如 invalid_input、crs_unknown、coords_out_of_range、"
+        "enterprise_outside_communities、enterprise_outside_reach、enterprise_credit_code_taken、reference_not_found"
+    ),
+}
+
+
 class EnterpriseListApi(ReachAPIView):
     bbox_filter_field = "geom"
+    write_capability = "edit_orgs"
     bbox_filter_include_overlapping = True
 
     class FilterSerializer(serializers.Serializer):
@@ -807,8 +1015,41 @@ class EnterpriseListApi(ReachAPIView):
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(EnterpriseFeatureSerializer(page, many=True).data)
 
+    @extend_schema(
+        tags=[TAG_ENTERPRISES],
+        summary="新增两新组织",
+        description="位置为 GeoJSON 点，可用 GCJ-02、BD-09 等坐标系（crs），服务端换算一次为 WGS-84；"
+        "所在社区由位置自动确定，须在您可维护的范围内，否则不写入。",
+        request=EnterpriseInputSerializer,
+        responses={201: EnterpriseFeatureSerializer, **ENTERPRISE_WRITE_ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        data = _enterprise_references(self.reach, _input(EnterpriseInputSerializer, request))
+        with transaction.atomic():
+            enterprise = services.enterprise_create(**data)
+            _check_enterprise_editable(self.reach, enterprise.pk)
+        return Response(_enterprise_output(enterprise), status=status.HTTP_201_CREATED)
+
 
 class EnterpriseDetailApi(ReachAPIView):
+    write_capability = "edit_orgs"
+
+    @extend_schema(
+        tags=[TAG_ENTERPRISES],
+        summary="修改两新组织",
+        description="只修改给出的字段；给出 location（及 crs）时改位置并重新确定所在社区。",
+        request=EnterpriseInputSerializer(partial=True),
+        responses={200: EnterpriseFeatureSerializer, **ENTERPRISE_WRITE_ERRORS, **NOT_FOUND},
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        enterprise = selectors.enterprise_get(reach=self.reach, enterprise_id=pk)
+        _check_enterprise_editable(self.reach, enterprise.pk)
+        data = _enterprise_references(self.reach, _input(EnterpriseInputSerializer, request, partial=True))
+        with transaction.atomic():
+            enterprise = services.enterprise_update(enterprise=enterprise, **data)
+            _check_enterprise_editable(self.reach, enterprise.pk)
+        return Response(_enterprise_output(enterprise))
+
     @extend_schema(
         tags=[TAG_ENTERPRISES],
         summary="两新组织详情",
@@ -866,3 +1107,379 @@ class ViolationListApi(ReachAPIView):
         paginator = ListPagination()
         page = paginator.paginate_queryset(rows, request, view=self)
         return paginator.get_paginated_response(ViolationSerializer(page, many=True).data)
+
+
+# --------------------------------------------------------------------------------------------
+# Data about one organisation: committee seats, rectifications, star ratings
+# --------------------------------------------------------------------------------------------
+
+
+def _org_for_data(reach: grid_access.Reach, org_id: int) -> PartyOrganisation:
+    """An organisation whose own records (seats, rectifications, ratings) the caller may see.
+
+    Strict reach, as for the people of an organisation: a grid worker sees the names of the
+    community and street organisations above their grid, not their ratings or rectifications.
+    """
+    if not reach.can_read():
+        raise grid_access.NotInReach
+    qs = access.party_orgs_in_reach(reach, PartyOrganisation.objects.select_related("street"), strict=True)
+    org = qs.filter(pk=org_id).first()
+    if org is None:
+        raise grid_access.NotInReach
+    return org
+
+
+class SeatOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="席位编号")
+    org_id = serializers.IntegerField(help_text="大工委/大党委（党组织）编号")
+    person_name = serializers.CharField(help_text="委员姓名")
+    unit_name = serializers.CharField(help_text="所在单位")
+    is_resident_unit_head = serializers.BooleanField(help_text="是否驻区单位党组织负责人（兼职委员）")
+    liaison_community_codes = serializers.SerializerMethodField(help_text="分片联系社区编码")
+    liaison_units = serializers.CharField(help_text="分片联系单位")
+
+    @extend_schema_field({"type": "array", "items": {"type": "string"}})
+    def get_liaison_community_codes(self, obj: CommitteeSeat) -> list[str]:
+        return sorted(c.code for c in obj.liaison_communities.all())
+
+
+class SeatInputSerializer(serializers.Serializer):
+    person_name = serializers.CharField(max_length=32, help_text="委员姓名")
+    unit_name = serializers.CharField(required=False, allow_blank=True, max_length=100, help_text="所在单位")
+    is_resident_unit_head = serializers.BooleanField(
+        required=False, help_text="是否驻区单位党组织负责人（计入大工委兼职委员比例）"
+    )
+    liaison_communities = serializers.ListField(
+        child=serializers.CharField(max_length=12),
+        required=False,
+        max_length=100,
+        help_text="分片联系社区编码（须在本街道内）",
+    )
+    liaison_units = serializers.CharField(
+        required=False, allow_blank=True, max_length=2000, help_text="分片联系单位"
+    )
+
+
+def _seats() -> QuerySet[CommitteeSeat]:
+    return CommitteeSeat.objects.prefetch_related(
+        Prefetch("liaison_communities", queryset=Community.objects.only("id", "code"))
+    ).order_by("person_name", "id")
+
+
+def _seat_get(reach: grid_access.Reach, seat_id: int) -> CommitteeSeat:
+    if not reach.can_read():
+        raise grid_access.NotInReach
+    orgs = access.party_orgs_in_reach(reach, strict=True).values("pk")
+    seat = _seats().filter(pk=seat_id, org__in=orgs).select_related("org").first()
+    if seat is None:
+        raise grid_access.NotInReach
+    return seat
+
+
+class OrgSeatListApi(ReachAPIView):
+    write_capability = "edit_orgs"
+
+    @extend_schema(
+        tags=[TAG_ORGS],
+        summary="大工委/大党委委员列表",
+        description="该党组织（大工委/大党委）的全部委员席位，含兼职委员和分片联系的社区；非扩大的党组织为空列表。",
+        responses={200: SeatOutputSerializer(many=True), **READ_ERRORS, **NOT_FOUND},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        org = _org_for_data(self.reach, pk)
+        return Response(SeatOutputSerializer(_seats().filter(org=org), many=True).data)
+
+    @extend_schema(
+        tags=[TAG_ORGS],
+        summary="新增大工委/大党委委员",
+        description="党组织须为大工委/大党委（否则 seat_org_not_enlarged），分片联系社区须在本街道内"
+        "（seat_liaison_outside_street）且在您可维护的范围内。",
+        request=SeatInputSerializer,
+        responses={201: SeatOutputSerializer, **WRITE_ERRORS, **NOT_FOUND},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        org = _org_for_data(self.reach, pk)
+        _check_org_editable(self.reach, org.pk)
+        data = _input(SeatInputSerializer, request)
+        if "liaison_communities" in data:
+            edit = access.capability_reach(self.reach, "edit_orgs")
+            codes = list(dict.fromkeys(data["liaison_communities"]))
+            found = list(grid_access.communities_in_reach(edit).filter(code__in=codes))
+            missing = sorted(set(codes) - {c.code for c in found})
+            if missing:
+                raise _not_found_reference("liaison_communities", "、".join(missing))
+            data["liaison_communities"] = found
+        seat = services.committee_seat_create(org=org, **data)
+        return Response(SeatOutputSerializer(_seats().get(pk=seat.pk)).data, status=status.HTTP_201_CREATED)
+
+
+class SeatDetailApi(ReachAPIView):
+    write_capability = "edit_orgs"
+
+    @extend_schema(
+        tags=[TAG_ORGS],
+        summary="大工委/大党委委员席位",
+        responses={200: SeatOutputSerializer, **READ_ERRORS, **NOT_FOUND},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(SeatOutputSerializer(_seat_get(self.reach, pk)).data)
+
+    @extend_schema(
+        tags=[TAG_ORGS],
+        summary="删除大工委/大党委委员",
+        description="删除记入审计日志（含被删委员的姓名和单位）。",
+        responses={204: None, **WRITE_ERRORS, **NOT_FOUND},
+    )
+    def delete(self, request: Request, pk: int) -> Response:
+        seat = _seat_get(self.reach, pk)
+        _check_org_editable(self.reach, seat.org_id)
+        services.committee_seat_delete(seat=seat)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RectificationOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="整顿记录编号")
+    org_id = serializers.IntegerField(help_text="党组织编号")
+    org_name = serializers.CharField(source="org.name", help_text="党组织名称")
+    flagged_on = serializers.DateField(help_text="认定日期")
+    reasons = serializers.CharField(help_text="软弱涣散表现")
+    measures = serializers.CharField(help_text="整顿措施")
+    converted_on = serializers.DateField(allow_null=True, help_text="转化日期；null 表示仍在整顿")
+
+
+class RectificationInputSerializer(serializers.Serializer):
+    flagged_on = serializers.DateField(help_text="认定日期")
+    reasons = serializers.CharField(max_length=5000, help_text="软弱涣散表现")
+    measures = serializers.CharField(required=False, allow_blank=True, max_length=5000, help_text="整顿措施")
+
+
+class OrgRectificationListApi(ReachAPIView):
+    write_capability = "edit_orgs"
+
+    @extend_schema(
+        tags=[TAG_ORGS],
+        summary="软弱涣散整顿记录",
+        description="该党组织的软弱涣散认定与转化记录，最近认定的在前。",
+        responses={200: RectificationOutputSerializer(many=True), **READ_ERRORS, **NOT_FOUND},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        org = _org_for_data(self.reach, pk)
+        rows = Rectification.objects.filter(org=org).select_related("org").order_by("-flagged_on", "-id")
+        return Response(RectificationOutputSerializer(rows, many=True).data)
+
+    @extend_schema(
+        tags=[TAG_ORGS],
+        summary="认定软弱涣散党组织",
+        description="开启一次整顿，党组织标为软弱涣散；已在整顿中时返回 rectification_open_exists。",
+        request=RectificationInputSerializer,
+        responses={201: RectificationOutputSerializer, **WRITE_ERRORS, **NOT_FOUND},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        org = _org_for_data(self.reach, pk)
+        _check_org_editable(self.reach, org.pk)
+        rect = services.party_org_flag_weak(org=org, **_input(RectificationInputSerializer, request))
+        return Response(RectificationOutputSerializer(rect).data, status=status.HTTP_201_CREATED)
+
+
+class RectificationDetailApi(ReachAPIView):
+    write_capability = "edit_orgs"
+
+    class ConvertInputSerializer(serializers.Serializer):
+        converted_on = serializers.DateField(help_text="转化日期（不早于认定日期）")
+
+    def _get(self, pk: int) -> Rectification:
+        if not self.reach.can_read():
+            raise grid_access.NotInReach
+        orgs = access.party_orgs_in_reach(self.reach, strict=True).values("pk")
+        rect = Rectification.objects.select_related("org").filter(pk=pk, org__in=orgs).first()
+        if rect is None:
+            raise grid_access.NotInReach
+        return rect
+
+    @extend_schema(
+        tags=[TAG_ORGS],
+        summary="整顿记录详情",
+        responses={200: RectificationOutputSerializer, **READ_ERRORS, **NOT_FOUND},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(RectificationOutputSerializer(self._get(pk)).data)
+
+    @extend_schema(
+        tags=[TAG_ORGS],
+        summary="记录整顿转化",
+        description="记录转化日期，党组织的软弱涣散标记随之清除；已转化的返回 rectification_already_converted。",
+        request=ConvertInputSerializer,
+        responses={200: RectificationOutputSerializer, **WRITE_ERRORS, **NOT_FOUND},
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        rect = self._get(pk)
+        _check_org_editable(self.reach, rect.org_id)
+        data = _input(self.ConvertInputSerializer, request)
+        rect = services.rectification_convert(rectification=rect, converted_on=data["converted_on"])
+        return Response(RectificationOutputSerializer(self._get(rect.pk)).data)
+
+
+class StarRatingOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="评定编号")
+    org_id = serializers.IntegerField(help_text="党组织编号")
+    year = serializers.IntegerField(help_text="年度")
+    stars = serializers.IntegerField(help_text="星级（1–5）")
+    score = serializers.DecimalField(max_digits=5, decimal_places=2, help_text="量化指标得分")
+    satisfaction_score = serializers.DecimalField(max_digits=5, decimal_places=2, help_text="群众满意度得分")
+    total_score = serializers.DecimalField(
+        max_digits=5, decimal_places=2, help_text="综合得分（群众满意度占40%）"
+    )
+
+
+class StarRatingInputSerializer(serializers.Serializer):
+    year = serializers.IntegerField(min_value=1949, max_value=2100, help_text="年度")
+    score = serializers.DecimalField(
+        max_digits=5, decimal_places=2, min_value=0, max_value=100, help_text="量化指标得分（0–100）"
+    )
+    satisfaction_score = serializers.DecimalField(
+        max_digits=5, decimal_places=2, min_value=0, max_value=100, help_text="群众满意度得分（0–100）"
+    )
+    stars = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=5, help_text="星级；不填按综合得分确定"
+    )
+
+
+class OrgStarRatingListApi(ReachAPIView):
+    write_capability = "edit_orgs"
+
+    @extend_schema(
+        tags=[TAG_ORGS],
+        summary="星级评定",
+        description="该党组织各年度的星级评定，最近年度在前。",
+        responses={200: StarRatingOutputSerializer(many=True), **READ_ERRORS, **NOT_FOUND},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        org = _org_for_data(self.reach, pk)
+        rows = StarRating.objects.filter(org=org).order_by("-year")
+        return Response(StarRatingOutputSerializer(rows, many=True).data)
+
+    @extend_schema(
+        tags=[TAG_ORGS],
+        summary="记录星级评定",
+        description="记录（或更正）一个年度的评定：综合得分按群众满意度40%计算，星级不填时按综合得分确定。"
+        "新增返回 201，更正已有年度返回 200。",
+        request=StarRatingInputSerializer,
+        responses={
+            201: StarRatingOutputSerializer,
+            200: StarRatingOutputSerializer,
+            **WRITE_ERRORS,
+            **NOT_FOUND,
+        },
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        org = _org_for_data(self.reach, pk)
+        _check_org_editable(self.reach, org.pk)
+        data = _input(StarRatingInputSerializer, request)
+        existed = StarRating.objects.filter(org=org, year=data["year"]).exists()
+        rating = services.star_rating_record(org=org, **data)
+        code = status.HTTP_200_OK if existed else status.HTTP_201_CREATED
+        return Response(StarRatingOutputSerializer(rating).data, status=code)
+
+
+# --------------------------------------------------------------------------------------------
+# Personal-data export
+# --------------------------------------------------------------------------------------------
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+EXPORT_TYPES = {"xlsx": XLSX, "csv": "text/csv; charset=utf-8"}
+
+
+def members_to_export(
+    *, reach: grid_access.Reach, community: Community | None = None
+) -> QuerySet[PartyMember]:
+    """The members a roster export by `reach` holds: those in reach, optionally of one community
+    (living there, or in an organisation of it), as `export_members --community` selects them."""
+    members = access.party_members_in_reach(reach)
+    if community is not None:
+        members = members.filter(
+            Q(residence_building__community=community)
+            | Q(organisation__community=community)
+            | Q(organisation__grid_cell__community=community)
+        )
+    return members.distinct()
+
+
+def export_unmasked(*, user: Any, reach: grid_access.Reach, members: QuerySet[PartyMember]) -> bool:
+    """Clear ID numbers and phones only with the export permission AND view_pii over every member
+    exported: one member outside the view_pii part of the reach masks the whole file."""
+    if not user.has_perm("grid.export_personal_data"):
+        return False
+    pii_members = access.party_members_in_reach(access.capability_reach(reach, "view_pii")).values("pk")
+    return not members.exclude(pk__in=pii_members).exists()
+
+
+class MemberExportApi(ReachAPIView):
+    # Exporting the roster is handling personal data in bulk: the roles that may see it (street
+    # and community admins) may export, masked unless they also hold the export permission.
+    write_capability = "view_pii"
+
+    class ExportInputSerializer(serializers.Serializer):
+        reason = serializers.CharField(
+            required=False, allow_blank=True, max_length=500, help_text="导出事由（必填，记入审计日志）"
+        )
+        format = serializers.ChoiceField(
+            choices=[("xlsx", "Excel"), ("csv", "CSV")], required=False, default="xlsx", help_text="文件格式"
+        )
+        community = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            max_length=12,
+            help_text="只导出该社区（编码）的党员；不填为全部范围",
+        )
+
+    @extend_schema(
+        tags=[TAG_PEOPLE],
+        summary="导出党员名册",
+        description="按当前账号范围导出党员名册（表头同导入，可回导）。须填写事由（否则 reason_required）；"
+        "身份证号和电话仅当账号有“可导出个人信息”权限且对全部导出对象有查看权限时为明文，否则脱敏。"
+        "每次导出记入审计日志（事由、人数、是否明文）。",
+        request=ExportInputSerializer,
+        responses={
+            (200, XLSX): OpenApiResponse(OpenApiTypes.BINARY, description="党员名册（附件）"),
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="党员名册（附件，UTF-8 带 BOM）"
+            ),
+            400: OpenApiResponse(
+                description="输入有误：{code, message}，code 如 reason_required、invalid_input、reference_not_found"
+            ),
+            401: UNAUTHENTICATED_RESPONSE,
+            403: OpenApiResponse(description="角色不能导出个人信息（需街道或社区管理员）：{code, message}"),
+        },
+    )
+    def post(self, request: Request) -> HttpResponse:
+        data = _input(self.ExportInputSerializer, request)
+        reason = (data.get("reason") or "").strip()
+        if not reason:
+            raise GridError("导出个人信息必须填写事由", code="reason_required")
+        community = None
+        if data.get("community"):
+            community = _one(
+                grid_access.communities_in_reach(self.reach), "community", code=data["community"]
+            )
+        members = members_to_export(reach=self.reach, community=community)
+        unmasked = export_unmasked(user=request.user, reach=self.reach, members=members)
+        fmt = data.get("format") or "xlsx"
+        street_ids = list(grid_access.streets_in_reach(self.reach).values_list("pk", flat=True)[:2])
+        street_id = community.street_id if community else (street_ids[0] if len(street_ids) == 1 else None)
+        with tempfile.TemporaryDirectory(prefix="wangge-export-") as tmp:
+            path = Path(tmp) / f"party-members.{fmt}"
+            count = roster.members_export(
+                members=members,
+                path=path,
+                reason=reason,
+                unmasked=unmasked,
+                street_id=street_id,
+                scope=f"社区 {community.code}" if community else "API 导出",
+            )
+            content = path.read_bytes()
+        response = HttpResponse(content, content_type=EXPORT_TYPES[fmt])
+        stamp = timezone.localdate().strftime("%Y%m%d")
+        response["Content-Disposition"] = f'attachment; filename="party-members-{stamp}.{fmt}"'
+        response["X-Export-Count"] = str(count)
+        response["X-Export-Masked"] = "0" if unmasked else "1"
+        return response

@@ -34,7 +34,7 @@ _LEVEL_RANK: dict[str, int] = {Level.BRANCH: 0, Level.GENERAL_BRANCH: 1, Level.C
 @dataclass(frozen=True)
 class RuleViolation:
     rule_code: str
-    subject_type: str  # "org" | "community" | "enterprise"
+    subject_type: str  # "org" | "community" | "enterprise" | "street"
     subject_id: int
     subject_name: str
     responsible_org_id: int | None
@@ -328,12 +328,96 @@ def check_enterprises(*, street_id: int | None, today: date, who: _Responsible) 
     return out
 
 
+# Rectifications counted for the conversion rate: those flagged in the last three years. Three is
+# one branch committee term (term_years_branch): the rate then speaks of the organisations the
+# current committees run, and old successes do not mask recent failures. Override with
+# WANGGE_RULES["weak_org_window_years"].
+WEAK_ORG_WINDOW_YEARS = 3
+# A rectification still open counts against the rate only once its rectification period (one
+# year) is over: counting one flagged last month would make a street's rate fall the day it
+# honestly flags a weak organisation. Override with WANGGE_RULES["weak_org_conversion_due_days"].
+WEAK_ORG_DUE_DAYS = 365
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
+
+
+def check_weak_conversion(*, street_id: int | None, today: date, who: _Responsible) -> list[RuleViolation]:
+    """软弱涣散党组织转化率: of the rectifications flagged in the window and due (converted, or
+    open past their rectification period), the share converted by `today` must reach
+    weak_org_conversion_target (90%); the street working committee answers."""
+    rules = _rules()
+    target = float(rules["weak_org_conversion_target"])
+    years = int(rules.get("weak_org_window_years", WEAK_ORG_WINDOW_YEARS))
+    due_days = int(rules.get("weak_org_conversion_due_days", WEAK_ORG_DUE_DAYS))
+    since = _years_before(today, years)
+    streets = Street.objects.all() if street_id is None else Street.objects.filter(pk=street_id)
+    rect = "party_organisations__rectifications__"
+    converted = Q(**{f"{rect}converted_on__lte": today})
+    window = Q(**{f"{rect}flagged_on__gte": since, f"{rect}flagged_on__lte": today})
+    due = converted | Q(**{f"{rect}flagged_on__lte": today - timedelta(days=due_days)})
+    rows = (
+        streets.annotate(
+            flagged=Count("party_organisations__rectifications", filter=window & due),
+            converted=Count("party_organisations__rectifications", filter=window & converted),
+        )
+        .filter(flagged__gt=0)
+        .values("id", "name", "flagged", "converted")
+    )
+    out: list[RuleViolation] = []
+    for row in rows:
+        rate = row["converted"] / row["flagged"]
+        if rate >= target - 1e-9:
+            continue
+        org_id = who.by_street.get(row["id"], (None, ""))[0]
+        org_name = who.by_street.get(row["id"], (None, "（未设街道党工委）"))[1]
+        detail = {
+            "flagged": row["flagged"],
+            "converted": row["converted"],
+            "rate": round(rate, 4),
+            "target": target,
+            "since": since,
+            "window_years": years,
+            "due_days": due_days,
+        }
+        message = (
+            f"{row['name']}近{years}年认定软弱涣散党组织{row['flagged']}个，已转化{row['converted']}个，"
+            f"转化率{rate:.0%}，低于{target:.0%}的目标"
+        )
+        if org_id is None:
+            # No working committee to hang it on: the street itself is the subject.
+            out.append(
+                RuleViolation(
+                    "weak_org_conversion_low",
+                    "street",
+                    row["id"],
+                    row["name"],
+                    None,
+                    org_name,
+                    message,
+                    detail,
+                )
+            )
+        else:
+            out.append(
+                RuleViolation(
+                    "weak_org_conversion_low", "org", org_id, org_name, org_id, org_name, message, detail
+                )
+            )
+    return out
+
+
 CHECKS: list[Callable[..., list[RuleViolation]]] = [
     check_levels,
     check_terms,
     check_enlarged_committees,
     check_staffing,
     check_enterprises,
+    check_weak_conversion,
 ]
 
 RULE_CODES = {
@@ -348,6 +432,7 @@ RULE_CODES = {
     "community_staffing_short": "专职社区工作者不足",
     "enterprise_needs_own_org": "应单独组建党组织",
     "enterprise_uncovered": "两新组织党建空白",
+    "weak_org_conversion_low": "软弱涣散党组织转化率偏低",
 }
 
 

@@ -1017,3 +1017,24 @@ def committee_seat_create(
         street_id=org.street_id,
     )
     return seat
+
+
+@transaction.atomic
+def committee_seat_delete(*, seat: CommitteeSeat) -> None:
+    """Remove a member from an enlarged committee; the audit row keeps who held the seat."""
+    locked = CommitteeSeat.objects.select_for_update().select_related("org").get(pk=seat.pk)
+    communities = sorted(locked.liaison_communities.values_list("pk", flat=True))
+    _audit(
+        AuditEvent.Action.DELETE,
+        locked,
+        f"“{locked.org.name}”删除委员“{locked.person_name}”",
+        changes={
+            "org": locked.org_id,
+            "person_name": locked.person_name,
+            "unit_name": locked.unit_name,
+            "is_resident_unit_head": locked.is_resident_unit_head,
+            "liaison_communities": communities,
+        },
+        street_id=locked.org.street_id,
+    )
+    locked.delete()

@@ -32,8 +32,9 @@ from rest_framework.test import APIClient
 
 from grid.api_base import ReachAPIView
 from grid.models import AuditEvent, RoleAssignment
-from orgs.models import StationedCadre
-from tests.security.conftest import FORBIDDEN, ID_RANGES, VISIBLE, SecurityWorld, Thing
+from orgs import services as org_services
+from orgs.models import PartyMember, PartyOrganisation, StationedCadre
+from tests.security.conftest import FORBIDDEN, ID_RANGES, VISIBLE, SecurityWorld, Thing, build_world
 
 pytestmark = [pytest.mark.django_db]
 
@@ -50,6 +51,15 @@ NOT_REACH_SCOPED = {
 COMMUNITY_WIDE = {
     "api/stationed-cadres/": "stationed cadres serve a whole community (orgs.access.stationed_cadres_in_reach)",
     "api/stationed-cadres/<int:pk>/": "same, one cadre",
+    "api/committee-seats/<int:pk>/": "a seat of a community's 大党委: its organisation's records need the "
+    "organisation wholly in reach (strict), which a grid worker's reach never holds",
+}
+
+# Routes that only take POST (an export is a read that must carry a reason): there is no GET to
+# list, so `test_exports_hold_only_the_callers_places` proves them by the file they answer with;
+# the unsafe-method proofs below cover them like every other POST.
+POST_ONLY = {
+    "api/members/export/": "党员名册导出: POST {reason, format, community}",
 }
 
 # Routes that need query parameters to answer at all: the probe gives them.
@@ -68,9 +78,28 @@ KNOWN_AT_LEAST = {
     "api/grid-cells/<str:code>/",
     "api/organisations/<int:pk>/",
     "api/members/",
+    "api/organisations/<int:pk>/seats/",
+    "api/organisations/<int:pk>/rectifications/",
+    "api/organisations/<int:pk>/star-ratings/",
+    "api/rectifications/<int:pk>/",
 }
 
 UNSAFE = ("post", "put", "patch", "delete")
+
+
+@pytest.fixture
+def sworld(db) -> SecurityWorld:
+    """The shared world, plus one seat on the 大党委 of C1 and of D1 (the shared world has no
+    enlarged committee), so that the seat routes are proven against real seats."""
+    w = build_world()
+    for community, place in ((w.units["c1"], "C1*"), (w.units["d1"], "D1*")):
+        org = PartyOrganisation.objects.get(kind=PartyOrganisation.Kind.COMMUNITY_ORG, community=community)
+        org = org_services.party_org_update(org=org, is_enlarged=True)
+        seat = org_services.committee_seat_create(
+            org=org, person_name=f"{place}委员", unit_name="驻区单位", liaison_communities=[community]
+        )
+        w.add(seat, place, code="")
+    return w
 _PARAM = re.compile(r"<(?:(?P<conv>[^>:]+):)?(?P<name>[^>]+)>")
 
 
@@ -120,6 +149,11 @@ def api_routes() -> list[Route]:
 
 def probed_routes() -> list[Route]:
     return [r for r in api_routes() if r.route not in NOT_REACH_SCOPED]
+
+
+def list_routes() -> list[Route]:
+    """Routes without a path parameter that answer GET with a list."""
+    return [r for r in probed_routes() if not r.params and r.route not in POST_ONLY]
 
 
 # --- reading answers --------------------------------------------------------------------------
@@ -188,6 +222,20 @@ def _hostile_body(w: SecurityWorld) -> dict[str, Any]:
         "reported_community": u["c1"].code,
         "period_end": "2025-01-01",
         "required_days_per_month": 1,
+        # grid workers, enterprises, seats, rectifications, ratings, exports
+        "grid_cells": [u["cell_B"].code],
+        "building": u["house_B"].code,
+        "location": {"type": "Point", "coordinates": [110.415, 21.195]},
+        "person_name": "越权委员",
+        "liaison_communities": [u["c1"].code],
+        "flagged_on": "2025-02-01",
+        "reasons": "越权认定",
+        "converted_on": "2025-03-01",
+        "year": 2025,
+        "score": "90",
+        "satisfaction_score": "90",
+        "reason": "越权导出",
+        "format": "csv",
     }
 
 
@@ -197,7 +245,7 @@ def _hostile_body(w: SecurityWorld) -> dict[str, Any]:
 def test_every_api_route_is_classified():
     routes = {r.route: r for r in api_routes()}
     assert KNOWN_AT_LEAST <= routes.keys(), "the URL conf walk lost routes"
-    for name in [*NOT_REACH_SCOPED, *COMMUNITY_WIDE, *QUERY_PROBES]:
+    for name in [*NOT_REACH_SCOPED, *COMMUNITY_WIDE, *QUERY_PROBES, *POST_ONLY]:
         assert name in routes, f"allowlist names a route that no longer exists: {name}"
     for route in probed_routes():
         assert hasattr(route.pattern.callback, "view_class"), f"{route.route}: not a class-based view"
@@ -208,6 +256,10 @@ def test_every_api_route_is_classified():
         assert len(route.params) <= 1 and len({type(c) for c in route.converters.values()}) <= 1, (
             f"{route.route}: more than one path parameter; teach this test how to fill them"
         )
+    for name in POST_ONLY:
+        assert routes[name].unsafe_methods == ["post"] and not hasattr(routes[name].view_class, "get"), (
+            f"{name} answers GET: prove it as a list instead"
+        )
 
 
 def test_worker_a_lists_show_nothing_of_grid_b(sworld):
@@ -217,7 +269,7 @@ def test_worker_a_lists_show_nothing_of_grid_b(sworld):
     forbidden = w.in_places(FORBIDDEN["worker_a"])
     b_things = w.in_places({"B"})
     failures: list[str] = []
-    lists = [r for r in probed_routes() if not r.params]
+    lists = list_routes()
     assert len(lists) >= 8
     for route in lists:
         if route.route in QUERY_PROBES:
@@ -392,8 +444,8 @@ def _union_of_lists(w: SecurityWorld, who: str) -> tuple[set[str], list[str]]:
     forbidden = w.in_places(FORBIDDEN[who]) if who in FORBIDDEN else []
     found_all: set[str] = set()
     failures: list[str] = []
-    for route in probed_routes():
-        if route.params or route.route in QUERY_PROBES:
+    for route in list_routes():
+        if route.route in QUERY_PROBES:
             continue
         response = client.get(route.url())
         if response.status_code != 200:
@@ -425,8 +477,8 @@ def test_wider_roles_see_their_places_and_nothing_beyond(sworld, who, must_see):
     forbidden_places = FORBIDDEN.get(who, FORBIDDEN["street_admin"])
     if who in ("leader", "planner"):
         client = client_for(w.users[who])
-        for route in probed_routes():
-            if route.params or route.route in QUERY_PROBES:
+        for route in list_routes():
+            if route.route in QUERY_PROBES:
                 continue
             if leaked := _hits(identifiers_in(client.get(route.url()).json()), w.in_places(forbidden_places)):
                 failures.append(f"GET {route.route} as {who} shows {[t.label for t in leaked]}")
@@ -452,3 +504,50 @@ def test_community_admin_writes_stay_inside_c1(sworld):
     assert response.status_code == 200, response.content
     cadre.refresh_from_db()
     assert cadre.required_days_per_month == 3
+
+
+def _exported_names(response: Any) -> set[str]:
+    import csv
+    import io
+
+    assert response.status_code == 200, response.content[:300]
+    assert response["Content-Disposition"].startswith("attachment;")
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    return {row[0] for row in rows[1:]}
+
+
+def test_exports_hold_only_the_callers_places(sworld):
+    """POST-only routes: the file holds the members of the caller's places and nobody else; a
+    community outside the reach is refused; roles without view_pii cannot export at all."""
+    w = sworld
+    members = {m.name: m for m in PartyMember.objects.all()}
+    in_places = {
+        place: {n for n, m in members.items() if m.pk in {t.pk for t in w.of_model(PartyMember, {place})}}
+        for place in ("A", "B", "C", "D")
+    }
+    body = {"reason": "核对名册", "format": "csv"}
+    for route in POST_ONLY:
+        url = "/" + route
+        admin_c1 = client_for(w.users["community_admin"])
+        assert _exported_names(admin_c1.post(url, body, format="json")) == in_places["A"] | in_places["B"]
+        street = client_for(w.users["street_admin"])
+        assert _exported_names(street.post(url, body, format="json")) == (
+            in_places["A"] | in_places["B"] | in_places["C"]
+        )
+        only_c2 = street.post(url, {**body, "community": w.units["c2"].code}, format="json")
+        assert _exported_names(only_c2) == in_places["C"]
+        before = db_fingerprint()
+        for who, community, expected in (
+            ("community_admin", w.units["c2"].code, 400),
+            ("street_admin", w.units["d1"].code, 400),
+            ("writer_c2", w.units["c1"].code, 400),
+            ("worker_a", None, 403),
+            ("leader", None, 403),
+            ("planner", None, 403),
+        ):
+            data = {**body, **({"community": community} if community else {})}
+            response = client_for(w.users[who]).post(url, data, format="json")
+            assert response.status_code == expected, (who, response.content[:200])
+            if expected == 400:
+                assert response.json()["code"] == "reference_not_found"
+        assert db_fingerprint() == before

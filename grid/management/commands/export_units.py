@@ -4,6 +4,7 @@ from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from grid.audit import acting_as, command_actor
 from grid.errors import GridError
 from grid.exporters import EXPORT_CRS, FORMATS, units_export
 from grid.importers import LEVELS
@@ -28,6 +29,10 @@ class Command(BaseCommand):
         parser.add_argument("--community", help="只导出该社区（社区编码）")
 
     def handle(self, *args: object, **options: object) -> None:
+        with acting_as(command_actor("export_units")):
+            self._handle(**options)
+
+    def _handle(self, **options: object) -> None:
         try:
             result = units_export(
                 level=str(options["level"]),

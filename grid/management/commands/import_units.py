@@ -4,6 +4,7 @@ from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from grid.audit import acting_as, command_actor
 from grid.errors import GridError
 from grid.importers import LEVELS, ImportRejected, units_import
 
@@ -41,6 +42,10 @@ class Command(BaseCommand):
         parser.add_argument("--partial", action="store_true", help="只导入合格要素，不合格的列在报告中")
 
     def handle(self, *args: object, **options: object) -> None:
+        with acting_as(command_actor("import_units")):
+            self._handle(**options)
+
+    def _handle(self, **options: object) -> None:
         try:
             report = units_import(
                 level=str(options["level"]),

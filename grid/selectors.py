@@ -9,7 +9,7 @@ from django.db.models import Count, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from grid import access
+from grid import access, sql
 from grid.access import Reach
 from grid.models import (
     STORAGE_SRID,
@@ -33,19 +33,15 @@ def grid_cell_at(*, point: Point, on_date: date | None = None) -> GridCell | Non
     the shared edge of two grids the lower code wins, so the answer is stable.
     """
     on_date = on_date or today()
-    if point.srid is None:
-        point = Point(point.x, point.y, srid=STORAGE_SRID)
-    # One query: the cell, its community, through the subdivided parts of the version in force.
-    return (
-        GridCell.objects.filter(
-            boundaries__parts__geom__covers=point, boundaries__valid__contains=on_date
-        )
-        .select_related("community")
-        # The community's outline is large; callers want its name and code, not its shape.
-        .defer("community__geom")
-        .order_by("code")
-        .first()
-    )
+    x, y = point.x, point.y
+    if point.srid not in (None, STORAGE_SRID):
+        stored = point.transform(STORAGE_SRID, clone=True)
+        x, y = stored.coords[0], stored.coords[1]
+    cell_id = sql.grid_cell_id_at(lon=x, lat=y, on_date=on_date)
+    if cell_id is None:
+        return None
+    # The community's outline is large; callers want its name and code, not its shape.
+    return GridCell.objects.select_related("community").defer("community__geom").get(id=cell_id)
 
 
 def grid_boundaries_as_of(*, on_date: date | None = None) -> QuerySet[GridBoundary]:

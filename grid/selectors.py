@@ -35,8 +35,9 @@ def grid_cell_at(*, point: Point, on_date: date | None = None) -> GridCell | Non
     on_date = on_date or today()
     x, y = point.x, point.y
     if point.srid not in (None, STORAGE_SRID):
-        stored = point.transform(STORAGE_SRID, clone=True)
-        x, y = stored.coords[0], stored.coords[1]
+        stored = Point(point.x, point.y, srid=point.srid)
+        stored.transform(STORAGE_SRID)
+        x, y = stored.x, stored.y
     cell_id = sql.grid_cell_id_at(lon=x, lat=y, on_date=on_date)
     if cell_id is None:
         return None

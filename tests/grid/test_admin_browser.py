@@ -343,10 +343,15 @@ def test_drawing_a_new_boundary_in_the_browser_saves_a_version(browser_page, sup
     box = page.locator(".leaflet-container").bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     corners = [(cx - 60, cy - 60), (cx + 60, cy - 60), (cx + 60, cy + 60), (cx - 60, cy + 60)]
-    for x, y in corners:
+    vertices = page.locator(".leaflet-marker-pane .leaflet-editing-icon")
+    for n, (x, y) in enumerate(corners, start=1):
+        page.mouse.move(x, y)
         page.mouse.click(x, y)
-        page.wait_for_timeout(150)  # Leaflet.draw ignores clicks closer than its double-click guard
-    page.mouse.click(*corners[0])  # close the ring
+        # Wait for Leaflet.draw to take the vertex before the next click: under load a click
+        # arriving early is read as a double click and ends the shape too soon.
+        expect(vertices).to_have_count(n, timeout=10_000)
+        page.wait_for_timeout(400)
+    vertices.first.click()  # close the ring on the first vertex
     # A locator assertion, not wait_for_function: a string predicate is run through eval, which
     # the page's Content Security Policy rightly forbids.
     expect(page.locator("#id_geom")).to_have_value(re.compile("Polygon"), timeout=10_000)

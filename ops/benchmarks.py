@@ -143,7 +143,7 @@ def bench_point_lookup(n_points: int) -> None:
     t_ours = best_of(2, ours) / n_points
     t_parts = best_of(2, raw_parts) / n_points
     t_whole = best_of(2, raw_whole) / n_points
-    row(f"point → grid, `grid_cell_at` (ORM, subdivided parts), per lookup, {n_points} points", t_ours,
+    row(f"point → grid, `grid_cell_at` (SQL on subdivided parts + ORM fetch of the cell), per lookup, {n_points} points", t_ours,
         "hand-written SQL on the same parts", t_parts, unit="ms")
     row("point → grid, hand-written SQL on whole boundaries (no subdivision), per lookup", t_whole,
         "hand-written SQL on subdivided parts", t_parts, unit="ms")

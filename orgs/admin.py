@@ -86,6 +86,11 @@ def _scopable(model: type[Model]) -> bool:
     )
 
 
+
+class OrgKindFilter(admin.ChoicesFieldListFilter):
+    # The member's own category is also "类别"; say whose kind this is.
+    title = "所在党组织类别"
+
 class ReachAdminMixin:
     """Lists, object pages, choices and filters limited to the user's reach; writes need edit_orgs
     over the object. Out-of-reach objects are not found, exactly like missing ones (Django's own
@@ -536,7 +541,7 @@ class PartyMemberAdmin(AuditedAdminMixin, PiiAdminMixin, ReachAdminMixin, admin.
         "id_number_display",
         "phone_display",
     ]
-    list_filter = ["status", "category", "gender", "organisation__street", "organisation__kind"]
+    list_filter = ["status", "category", "gender", "organisation__street", ("organisation__kind", OrgKindFilter)]
     search_fields = ["name", "work_unit"]
     raw_id_fields = ["organisation", "residence_building", "work_enterprise", "reported_community"]
     readonly_fields = ["id_number_display", "phone_display"]

@@ -458,7 +458,7 @@ class GridCellHistoryApi(CodeDetailApi):
         cell = selectors.grid_cell_get(reach=self.reach, code=code)
         if cell is None:
             raise _not_found("网格", code)
-        versions = selectors.grid_cell_versions(cell=cell)
+        versions = selectors.grid_cell_history(cell=cell)
         return Response(GridCellVersionSerializer(versions, many=True).data)
 
 

@@ -54,7 +54,8 @@ def grid_boundaries_as_of(*, on_date: date | None = None) -> QuerySet[GridBounda
 
 
 def grid_cell_history(*, cell: GridCell) -> QuerySet[GridBoundary]:
-    return GridBoundary.objects.filter(cell=cell).order_by("valid")
+    """Every boundary version of `cell` (fetched in reach by the caller), oldest first."""
+    return GridBoundary.objects.filter(cell=cell).select_related("cell").order_by("valid")
 
 
 def buildings_without_grid() -> QuerySet[Building]:
@@ -129,11 +130,6 @@ def grid_cell_features(
 
 def grid_cell_feature_get(*, reach: Reach, code: str, on_date: date | None = None) -> GridBoundary | None:
     return grid_cell_features(reach=reach, on_date=on_date).filter(cell__code=code).first()
-
-
-def grid_cell_versions(*, cell: GridCell) -> QuerySet[GridBoundary]:
-    """Every boundary version of `cell` (fetched in reach by the caller), oldest first."""
-    return grid_cell_history(cell=cell).select_related("cell")
 
 
 def building_list(

@@ -128,7 +128,6 @@ def apply_boundary_stage(*, valid_from: date, note: str) -> dict[str, object]:
     return {
         "unchanged": unchanged,
         "corrected": len(corrected_ids),
-        "closed": closed,
         "created": len(created_ids) - closed,
         "redrawn": closed,
         "changed_boundary_ids": corrected_ids + created_ids,

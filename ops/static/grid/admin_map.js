@@ -53,7 +53,11 @@
       }
       if (bounds && bounds.isValid()) {
         var maxZoom = Math.min(map.getMaxZoom(), 18);
-        map.fitBounds(bounds, { padding: [30, 30], maxZoom: isFinite(maxZoom) ? maxZoom : 19 });
+        // No animation: the page opens already framed on the feature, and the first click of a
+        // drawing is not lost to a map still gliding from django-leaflet's default view.
+        map.fitBounds(bounds, {
+          padding: [30, 30], maxZoom: isFinite(maxZoom) ? maxZoom : 19, animate: false
+        });
       }
     }
   });
@@ -92,7 +96,7 @@
     var layer = L.geoJSON(geometry, { style: { color: "#2563eb", weight: 2.5, fillOpacity: 0.2 } }).addTo(map);
     var bounds = layer.getBounds();
     if (bounds.isValid()) {
-      map.fitBounds(bounds, { padding: [30, 30], maxZoom: Math.min(maxZoom, 18) });
+      map.fitBounds(bounds, { padding: [30, 30], maxZoom: Math.min(maxZoom, 18), animate: false });
     } else {
       map.setView([0, 0], 2);
     }

@@ -54,6 +54,9 @@ _ALWAYS_FIXED = (
     exceptions.Throttled,
 )
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+# A JSON escape of a UTF-16 surrogate: paired it is a valid character, alone it decodes to a str
+# that cannot be encoded as UTF-8, which the database driver would fail on (a 500).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class SafeJSONParser(parsers.JSONParser):
@@ -61,7 +64,8 @@ class SafeJSONParser(parsers.JSONParser):
 
     Refused as ParseError (400 `malformed_request`): invalid UTF-8 or an unknown charset, nesting
     deeper than MAX_JSON_DEPTH (json would raise RecursionError, a 500), NaN/Infinity literals
-    (not JSON; they would reach float fields as NaN).
+    (not JSON; they would reach float fields as NaN), and lone surrogate escapes ("\\ud800"),
+    which decode to text no database column can hold.
     """
 
     def parse(
@@ -76,9 +80,15 @@ class SafeJSONParser(parsers.JSONParser):
         if _nesting_depth(text) > MAX_JSON_DEPTH:
             raise exceptions.ParseError("too deeply nested")
         try:
-            return json.loads(text, parse_constant=_refuse_constant)
+            data = json.loads(text, parse_constant=_refuse_constant)
         except (ValueError, RecursionError) as exc:
             raise exceptions.ParseError("not json") from exc
+        if _SURROGATE_ESCAPE.search(text):
+            try:
+                json.dumps(data, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise exceptions.ParseError("lone surrogate") from exc
+        return data
 
 
 def _refuse_constant(name: str) -> None:

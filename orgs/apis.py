@@ -888,10 +888,16 @@ class GeoJSONPointField(serializers.Field):
             not isinstance(pair, list)
             or len(pair) != 2
             or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in pair)
-            or not all(math.isfinite(v) for v in pair)
         ):
             self.fail("invalid")
-        return float(pair[0]), float(pair[1])
+        try:
+            lon, lat = float(pair[0]), float(pair[1])
+        except OverflowError:
+            # A JSON integer of hundreds of digits has no float: invalid, not a 500.
+            self.fail("invalid")
+        if not (math.isfinite(lon) and math.isfinite(lat)):
+            self.fail("invalid")
+        return lon, lat
 
     def to_representation(self, value: Any) -> Any:
         return value

@@ -290,6 +290,13 @@ if PRODUCTION and (not PII_ENCRYPTION_KEYS or _DEV_PII_KEY in PII_ENCRYPTION_KEY
     raise ImproperlyConfigured("生产模式必须设置 PII_ENCRYPTION_KEYS 和 PII_HASH_KEY (personal-data keys are required)")
 
 # Thresholds of the rules the system checks (DOMAIN.md); a street office may tune them.
+# Field events synced from tablets (orgs/sync.py).
+WANGGE_SYNC: dict[str, int] = {
+    "max_items": 500,  # per batch; a tablet sends more in several batches
+    "clock_skew_seconds": 600,  # a tablet clock this far ahead is still believed
+    "max_age_days": 90,  # older records are refused: they must be entered by an administrator
+}
+
 WANGGE_RULES: dict[str, Any] = {
     "branch_min_full_members": 3,  # 3+ full members may form a 支部
     "general_branch_members": 50,  # ~50+ a 党总支
@@ -304,6 +311,8 @@ WANGGE_RULES: dict[str, Any] = {
     "min_fulltime_workers_per_community": 5,
     "enterprise_members_for_own_org": 3,
     "weak_org_conversion_target": 0.9,
+    # A visit logged this far from the building or premises it names is flagged (admin list).
+    "event_far_from_subject_m": 200,
 }
 
 # django-axes' admin pages are English-only; lockouts are cleared with `manage.py axes_reset_username`.

@@ -36,7 +36,9 @@ from orgs.models import (
     GridWorker,
     PartyMember,
     PartyOrganisation,
+    StationContact,
     StationedCadre,
+    Visit,
 )
 
 M = TypeVar("M", bound=Model)
@@ -178,6 +180,26 @@ def cadres_in_reach(reach: Reach, qs: QuerySet[Cadre] | None = None) -> QuerySet
     return qs.filter(street_id__in=reach.street_ids_seen())
 
 
+def visits_in_reach(reach: Reach, qs: QuerySet[Visit] | None = None) -> QuerySet[Visit]:
+    """Visits by the community and grid cell that held them on their day."""
+    qs = Visit.objects.all() if qs is None else qs
+    if reach.everything:
+        return qs
+    if reach.is_empty:
+        return qs.none()
+    return qs.filter(reach.place_q())
+
+
+def station_contacts_in_reach(
+    reach: Reach, qs: QuerySet[StationContact] | None = None
+) -> QuerySet[StationContact]:
+    """Station work serves a whole community, like the cadres doing it (stationed_cadres_in_reach)."""
+    qs = StationContact.objects.all() if qs is None else qs
+    if reach.everything:
+        return qs
+    return qs.filter(_whole_community_q(reach, "community__"))
+
+
 SCOPES: dict[type[Model], Any] = {
     PartyOrganisation: party_orgs_in_reach,
     PartyMember: party_members_in_reach,
@@ -185,6 +207,8 @@ SCOPES: dict[type[Model], Any] = {
     GridWorker: grid_workers_in_reach,
     StationedCadre: stationed_cadres_in_reach,
     Cadre: cadres_in_reach,
+    Visit: visits_in_reach,
+    StationContact: station_contacts_in_reach,
 }
 
 

@@ -645,3 +645,121 @@ class CommitteeSeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.person_name}（{self.unit_name}）" if self.unit_name else self.person_name
+
+
+class FieldEvent(models.Model):
+    """A geotagged record logged on a tablet, often offline, and synced later.
+
+    The primary key is the UUID the tablet made when the event was logged, so a batch sent twice
+    (a retry after a dropped connection) inserts nothing the second time. The position is kept as
+    captured (values, coordinate system, accuracy) beside its WGS-84 conversion; `place` is where
+    the event counts (the visited building or premises, else the captured position), and the grid
+    cell and community are those holding `place` on the day it happened, not today.
+    """
+
+    id = models.UUIDField("客户端编号", primary_key=True, editable=False)
+    occurred_at = models.DateTimeField("发生时间", db_index=True)
+    received_at = models.DateTimeField("同步时间", auto_now_add=True)
+    reporter = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name="记录人账号", on_delete=models.PROTECT, related_name="+"
+    )
+    # Kept as text so the record still says who after the account is renamed or disabled.
+    reporter_name = models.CharField("记录人", max_length=150)
+    captured_lon = models.FloatField("采集经度", null=True, blank=True)
+    captured_lat = models.FloatField("采集纬度", null=True, blank=True)
+    captured_crs = models.CharField("采集坐标系", max_length=16, blank=True)
+    accuracy_m = models.FloatField("定位精度（米）", null=True, blank=True)
+    point = models.PointField("定位（WGS-84）", srid=STORAGE_SRID, null=True, blank=True)
+    place = models.PointField("计入位置", srid=STORAGE_SRID)
+    community = models.ForeignKey(Community, verbose_name="社区", on_delete=models.PROTECT, related_name="+")
+    grid_cell = models.ForeignKey(
+        GridCell, verbose_name="网格", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    building = models.ForeignKey(
+        Building, verbose_name="楼栋", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    distance_to_subject_m = models.FloatField(
+        "定位与对象距离（米）",
+        null=True,
+        blank=True,
+        help_text="采集定位与所走访楼栋/企业位置的距离；距离过大说明记录可能不在现场",
+    )
+    summary = models.TextField("情况记录", blank=True)
+    # SHA-256 of the item as the tablet sent it (canonical JSON): a resent id with other content
+    # is a conflict, not a duplicate.
+    payload_hash = models.CharField(max_length=64, editable=False)
+
+    class Meta:
+        abstract = True
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(captured_lon__isnull=True) & Q(captured_lat__isnull=True) & Q(point__isnull=True))
+                | (Q(captured_lon__isnull=False) & Q(captured_lat__isnull=False) & Q(point__isnull=False)),
+                name="%(class)s_position_whole",
+            ),
+            models.CheckConstraint(
+                condition=Q(accuracy_m__isnull=True) | Q(accuracy_m__gte=0),
+                name="%(class)s_accuracy_nonnegative",
+            ),
+        ]
+
+
+class Visit(FieldEvent):
+    """走访: a grid worker's (or community worker's) visit to a household, building or premises."""
+
+    class Kind(models.TextChoices):
+        HOUSEHOLD = "household", "入户走访"
+        BUILDING = "building", "楼栋巡查"
+        ENTERPRISE = "enterprise", "两新组织走访"
+        OTHER = "other", "其他"
+
+    kind = models.CharField("走访类型", max_length=16, choices=Kind.choices)
+    worker = models.ForeignKey(
+        GridWorker, verbose_name="网格员", on_delete=models.PROTECT, null=True, blank=True, related_name="visits"
+    )
+    household = models.CharField("户（门牌/房号）", max_length=32, blank=True)
+    enterprise = models.ForeignKey(
+        Enterprise, verbose_name="两新组织", on_delete=models.SET_NULL, null=True, blank=True, related_name="visits"
+    )
+
+    class Meta(FieldEvent.Meta):
+        verbose_name = "走访记录"
+        verbose_name_plural = "走访记录"
+        ordering = ["-occurred_at"]
+        indexes = [
+            models.Index(fields=["grid_cell", "occurred_at"], name="visit_grid_time"),
+            models.Index(fields=["building", "occurred_at"], name="visit_building_time"),
+            models.Index(fields=["community", "occurred_at"], name="visit_community_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.occurred_at:%Y-%m-%d} {self.reporter_name} {self.get_kind_display()}"
+
+
+class StationContact(FieldEvent):
+    """驻点联系: a stationed cadre's check-in in their community, or a contact with residents."""
+
+    class Kind(models.TextChoices):
+        CHECK_IN = "check_in", "驻点签到"
+        CONTACT = "contact", "联系群众"
+
+    kind = models.CharField("类型", max_length=16, choices=Kind.choices)
+    cadre = models.ForeignKey(
+        StationedCadre, verbose_name="驻点干部", on_delete=models.PROTECT, related_name="contacts"
+    )
+    contact_name = models.CharField("联系对象", max_length=32, blank=True)
+    on_site = models.BooleanField(
+        "在驻点社区内", default=False, help_text="采集定位落在驻点社区范围内（考勤依据）"
+    )
+
+    class Meta(FieldEvent.Meta):
+        verbose_name = "驻点联系记录"
+        verbose_name_plural = "驻点联系记录"
+        ordering = ["-occurred_at"]
+        indexes = [
+            models.Index(fields=["cadre", "occurred_at"], name="contact_cadre_time"),
+            models.Index(fields=["community", "occurred_at"], name="contact_community_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.occurred_at:%Y-%m-%d} {self.reporter_name} {self.get_kind_display()}"

@@ -11,7 +11,15 @@ from grid import access as grid_access
 from grid.access import Reach
 from grid.models import Building, Community, GridCell, Street
 from orgs import access, pii, sql
-from orgs.models import Enterprise, GridWorker, PartyMember, PartyOrganisation, StationedCadre
+from orgs.models import (
+    Enterprise,
+    GridWorker,
+    PartyMember,
+    PartyOrganisation,
+    StationContact,
+    StationedCadre,
+    Visit,
+)
 from orgs.rules import RuleViolation, rules_check
 
 
@@ -224,3 +232,54 @@ def rule_violations(
         ),
     }
     return [v for v in found if v.subject_id in allowed.get(v.subject_type, set())]
+
+
+def _event_filters(
+    qs: QuerySet, *, community: str | None, grid_cell: str | None, since: date | None, until: date | None
+) -> QuerySet:
+    if community:
+        qs = qs.filter(community__code=community)
+    if grid_cell:
+        qs = qs.filter(grid_cell__code=grid_cell)
+    if since:
+        qs = qs.filter(occurred_at__date__gte=since)
+    if until:
+        qs = qs.filter(occurred_at__date__lte=until)
+    return qs
+
+
+def visit_list(
+    *,
+    reach: Reach,
+    community: str | None = None,
+    grid_cell: str | None = None,
+    since: date | None = None,
+    until: date | None = None,
+    kind: str | None = None,
+) -> QuerySet[Visit]:
+    """Visits in reach, newest first; `grid_cell` is the grid that held the visit on its day."""
+    qs = access.visits_in_reach(reach).select_related("community", "grid_cell", "building")
+    qs = _event_filters(qs, community=community, grid_cell=grid_cell, since=since, until=until)
+    if kind:
+        qs = qs.filter(kind=kind)
+    return qs.order_by("-occurred_at", "id")
+
+
+def station_contact_list(
+    *,
+    reach: Reach,
+    community: str | None = None,
+    grid_cell: str | None = None,
+    since: date | None = None,
+    until: date | None = None,
+    kind: str | None = None,
+    on_site: bool | None = None,
+) -> QuerySet[StationContact]:
+    """Check-ins and contacts of stationed cadres in communities wholly in reach, newest first."""
+    qs = access.station_contacts_in_reach(reach).select_related("community", "grid_cell", "building")
+    qs = _event_filters(qs, community=community, grid_cell=grid_cell, since=since, until=until)
+    if kind:
+        qs = qs.filter(kind=kind)
+    if on_site is not None:
+        qs = qs.filter(on_site=on_site)
+    return qs.order_by("-occurred_at", "id")

@@ -14,19 +14,24 @@ Table names come from the models' Meta so a rename cannot silently break these s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
 from django.db import connection
 
-from grid.models import Community
-from orgs.models import Enterprise, PartyMember, PartyOrganisation
+from grid.models import Community, GridBoundary, GridBoundaryPart, GridCell
+from orgs.models import Enterprise, PartyMember, PartyOrganisation, StationContact
 
 ORG = PartyOrganisation._meta.db_table
 MEMBER = PartyMember._meta.db_table
 ENTERPRISE = Enterprise._meta.db_table
 COMMUNITY = Community._meta.db_table
+CELL = GridCell._meta.db_table
+BOUNDARY = GridBoundary._meta.db_table
+PART = GridBoundaryPart._meta.db_table
+CONTACT = StationContact._meta.db_table
 
 MAX_DEPTH = 32
 
@@ -147,3 +152,140 @@ def enterprises_locate(enterprise_ids: Sequence[int] | None) -> int:
             params,
         )
         return cursor.rowcount
+
+
+# --------------------------------------------------------------------------------------------
+# Field events (orgs/sync.py)
+# --------------------------------------------------------------------------------------------
+
+
+def places_on_days(
+    places: Sequence[tuple[int, float | None, float | None, date]],
+) -> dict[int, tuple[int | None, int | None, int | None]]:
+    """For each (key, lon, lat, day): (grid cell, community, street) holding the point that day.
+
+    One statement for a whole batch (a LATERAL lookup per point over the subdivided boundary
+    parts, as grid.sql.grid_cell_id_at does for one point). A point in no grid cell that day still
+    gets the community covering it, so an event in a community's ungridded corner is not lost.
+    """
+    rows = [{"key": k, "lon": lon, "lat": lat, "day": d.isoformat()} for k, lon, lat, d in places]
+    if not rows:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH item AS (
+                SELECT i.key, ST_SetSRID(ST_MakePoint(i.lon, i.lat), 4326) AS pt, i.day
+                FROM jsonb_to_recordset(%s::jsonb) AS i(key int, lon float8, lat float8, day date)
+            )
+            SELECT item.key, cell.cell_id,
+                   COALESCE(cell.community_id, com.id), COALESCE(cell.street_id, com.street_id)
+            FROM item
+            LEFT JOIN LATERAL (
+                SELECT gb.cell_id, c.community_id, cm.street_id
+                FROM "{PART}" p
+                JOIN "{BOUNDARY}" gb ON gb.id = p.boundary_id
+                JOIN "{CELL}" c ON c.id = gb.cell_id
+                JOIN "{COMMUNITY}" cm ON cm.id = c.community_id
+                WHERE ST_Covers(p.geom, item.pt) AND gb.valid @> item.day
+                ORDER BY c.code
+                LIMIT 1
+            ) cell ON true
+            LEFT JOIN LATERAL (
+                SELECT cm.id, cm.street_id FROM "{COMMUNITY}" cm
+                WHERE cell.cell_id IS NULL AND ST_Covers(cm.geom, item.pt)
+                ORDER BY cm.code
+                LIMIT 1
+            ) com ON true
+            """,  # noqa: S608 - table names from models; values are parameters
+            [json.dumps(rows)],
+        )
+        return {key: (cell, community, street) for key, cell, community, street in cursor.fetchall()}
+
+
+_EVENT_COLUMNS = {
+    "id": "uuid",
+    "occurred_at": "timestamptz",
+    "reporter_id": "integer",
+    "reporter_name": "text",
+    "captured_lon": "float8",
+    "captured_lat": "float8",
+    "captured_crs": "text",
+    "accuracy_m": "float8",
+    "community_id": "integer",
+    "grid_cell_id": "integer",
+    "building_id": "integer",
+    "summary": "text",
+    "kind": "text",
+    "payload_hash": "text",
+}
+
+
+def insert_field_events(table: str, rows: Sequence[dict[str, Any]], *, extra_columns: dict[str, str]) -> set[str]:
+    """Insert a batch of events; a row whose id exists is skipped. Returns the ids inserted.
+
+    Raw for `ON CONFLICT (id) DO NOTHING … RETURNING`, which the ORM's bulk_create cannot
+    combine (it does not say which rows were inserted), and to build the points and the distance
+    to the subject (geography, metres) in the database.
+    """
+    if not rows:
+        return set()
+    columns = {**_EVENT_COLUMNS, **extra_columns}
+    record = ", ".join(f"{name} {kind}" for name, kind in columns.items())
+    names = ", ".join(f'"{name}"' for name in columns)
+    values = ", ".join(f"i.{name}" for name in columns)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH item AS (
+                SELECT i.*, ST_SetSRID(ST_MakePoint(i.lon, i.lat), 4326) AS point,
+                       ST_SetSRID(ST_MakePoint(i.place_lon, i.place_lat), 4326) AS place
+                FROM jsonb_to_recordset(%s::jsonb)
+                     AS i({record}, lon float8, lat float8, place_lon float8, place_lat float8,
+                          has_subject boolean)
+            )
+            INSERT INTO "{table}" ({names}, "point", "place", "distance_to_subject_m", "received_at")
+            SELECT {values}, i.point, i.place,
+                   CASE WHEN i.has_subject AND i.point IS NOT NULL
+                        THEN ST_Distance(i.point::geography, i.place::geography) END,
+                   now()
+            FROM item i
+            -- A total order: two batches sharing ids take their row locks in the same order, so
+            -- concurrent retries wait for each other instead of deadlocking.
+            ORDER BY i.occurred_at, i.id
+            ON CONFLICT (id) DO NOTHING
+            RETURNING id
+            """,  # noqa: S608 - table and column names from code; values are parameters
+            [json.dumps(list(rows))],
+        )
+        return {str(row[0]) for row in cursor.fetchall()}
+
+
+def field_event_owners(table: str, ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """(reporter, payload hash) of the events among `ids` that exist: to tell a duplicate from a
+    replay with other content or by another account."""
+    if not ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT id, reporter_id, payload_hash FROM "{table}" WHERE id = ANY(%s::uuid[])',  # noqa: S608
+            [list(ids)],
+        )
+        return {str(i): (reporter, digest) for i, reporter, digest in cursor.fetchall()}
+
+
+def mark_contacts_on_site(ids: Sequence[str]) -> int:
+    """A station contact is on site when its captured position lies in its community."""
+    if not ids:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE "{CONTACT}" e SET on_site = ST_Covers(c.geom, e.point)
+            FROM "{COMMUNITY}" c
+            WHERE e.id = ANY(%s::uuid[]) AND c.id = e.community_id AND e.point IS NOT NULL
+            """,  # noqa: S608 - table names from models
+            [list(ids)],
+        )
+        return cursor.rowcount
+

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from orgs import apis
+from orgs import apis, event_apis
 
 app_name = "orgs"
 urlpatterns = [
@@ -27,4 +27,8 @@ urlpatterns = [
     path("enterprises/", apis.EnterpriseListApi.as_view(), name="enterprise-list"),
     path("enterprises/<int:pk>/", apis.EnterpriseDetailApi.as_view(), name="enterprise-detail"),
     path("rules/violations/", apis.ViolationListApi.as_view(), name="violation-list"),
+    path("visits/", event_apis.VisitListApi.as_view(), name="visit-list"),
+    path("station-contacts/", event_apis.ContactListApi.as_view(), name="contact-list"),
+    path("sync/visits/", event_apis.VisitSyncApi.as_view(), name="visit-sync"),
+    path("sync/station-contacts/", event_apis.ContactSyncApi.as_view(), name="contact-sync"),
 ]

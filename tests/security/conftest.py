@@ -13,6 +13,8 @@ Places (what `Thing.place` names):
   command (its organisation, a street-level service centre);
 - "C1*", "C2*", "D1*": community-wide data (stationed cadres), seen only with whole-community reach.
 
+Field events (visits, station contacts) have the tablet's UUID as id, unique across everything.
+
 Every model gets its own id range (see `_separate_id_ranges`), so an id names exactly one thing:
 a test can try every id of grid B against every `<int:pk>` route without a B member's id
 coinciding with an A enterprise's.
@@ -20,8 +22,9 @@ coinciding with an A enterprise's.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -51,7 +54,9 @@ from orgs.models import (
     PartyOrganisation,
     Rectification,
     StarRating,
+    StationContact,
     StationedCadre,
+    Visit,
 )
 from tests.factories import (
     ORIGIN,
@@ -95,6 +100,8 @@ ID_RANGES: list[type[Model]] = [
     StarRating,
     CommitteeSeat,
 ]
+# Keyed by the tablet's UUID: no sequence to move, but part of every "nothing was written" check.
+EVENT_MODELS: list[type[Model]] = [Visit, StationContact]
 
 # Which places each role's user must see, and which they must never see.
 VISIBLE = {
@@ -113,7 +120,7 @@ FORBIDDEN = {
 @dataclass(frozen=True)
 class Thing:
     model: type[Model]
-    pk: int
+    pk: int | uuid.UUID
     code: str | None
     place: str
     label: str
@@ -201,6 +208,22 @@ def _populate_orgs(
     )
     world.add(worker, place, code="")
     world.units[f"worker_{place}"] = worker
+    visit = Visit.objects.create(
+        id=uuid.uuid5(EVENT_NAMESPACE, f"visit-{place}"),
+        occurred_at=EVENT_TIME,
+        reporter=_event_reporter(),
+        reporter_name=f"{place}网格员",
+        place=h1.point,
+        community=cell.community,
+        grid_cell=cell,
+        building=h1,
+        kind=Visit.Kind.HOUSEHOLD,
+        worker=worker,
+        household="1-101",
+        payload_hash="0" * 64,
+    )
+    world.add(visit, place, code="")
+    world.units[f"visit_{place}"] = visit
     world.add(
         org_services.party_org_flag_weak(org=branch, flagged_on=date(2025, 1, 1), reasons="组织生活不规范"),
         place,
@@ -213,6 +236,15 @@ def _populate_orgs(
         place,
         code="",
     )
+
+
+EVENT_NAMESPACE = uuid.UUID("6f1d2c1e-5b7a-4e0e-9a57-0c3c0e9b1a01")
+EVENT_TIME = datetime(2025, 6, 2, 10, 0, tzinfo=UTC)
+
+
+def _event_reporter() -> User:
+    # The account that synced the world's events: it holds no role, so it sees nothing itself.
+    return User.objects.get_or_create(username="event_reporter")[0]
 
 
 def user_for(username: str, role: str | None, **unit: Model) -> User:
@@ -285,7 +317,20 @@ def build_world() -> SecurityWorld:
         "S2",
     )
     for community, place in ((c1, "C1*"), (c2, "C2*"), (d1, "D1*")):
-        w.add(StationedCadreFactory(community=community), place, code="")
+        cadre = w.add(StationedCadreFactory(community=community), place, code="")
+        contact = StationContact.objects.create(
+            id=uuid.uuid5(EVENT_NAMESPACE, f"contact-{place}"),
+            occurred_at=EVENT_TIME,
+            reporter=_event_reporter(),
+            reporter_name=f"{place}驻点干部",
+            place=community.geom.point_on_surface,
+            community=community,
+            kind=StationContact.Kind.CONTACT,
+            cadre=cadre,
+            contact_name="群众",
+            payload_hash="0" * 64,
+        )
+        w.add(contact, place, code="")
     w.add(org_services.cadre_create(name="街道干部", street=s2), "S2", code="")
 
     w.users = {

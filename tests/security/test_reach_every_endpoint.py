@@ -20,6 +20,7 @@ How each kind of route is probed (see tests/security/conftest.py for the world a
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.converters import IntConverter
+from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.test import APIClient
 
@@ -34,7 +36,15 @@ from grid.api_base import ReachAPIView
 from grid.models import AuditEvent, RoleAssignment
 from orgs import services as org_services
 from orgs.models import PartyMember, PartyOrganisation, StationedCadre
-from tests.security.conftest import FORBIDDEN, ID_RANGES, VISIBLE, SecurityWorld, Thing, build_world
+from tests.security.conftest import (
+    EVENT_MODELS,
+    FORBIDDEN,
+    ID_RANGES,
+    VISIBLE,
+    SecurityWorld,
+    Thing,
+    build_world,
+)
 
 pytestmark = [pytest.mark.django_db]
 
@@ -53,6 +63,8 @@ COMMUNITY_WIDE = {
     "api/stationed-cadres/<int:pk>/": "same, one cadre",
     "api/committee-seats/<int:pk>/": "a seat of a community's 大党委: its organisation's records need the "
     "organisation wholly in reach (strict), which a grid worker's reach never holds",
+    "api/station-contacts/": "stationed cadres' check-ins and contacts serve a whole community "
+    "(orgs.access.station_contacts_in_reach)",
 }
 
 # Routes that only take POST (an export is a read that must carry a reason): there is no GET to
@@ -60,6 +72,14 @@ COMMUNITY_WIDE = {
 # the unsafe-method proofs below cover them like every other POST.
 POST_ONLY = {
     "api/members/export/": "党员名册导出: POST {reason, format, community}",
+}
+
+# Tablet sync routes: POST-only, and a refused item is answered inside a 200 (each item alone), so
+# the generic write probe does not fit them; `test_sync_items_outside_reach_are_refused` proves
+# them item by item, and the no-role test covers them like every route.
+SYNC_ROUTES = {
+    "api/sync/visits/": "走访同步: POST {items: [...]}",
+    "api/sync/station-contacts/": "驻点联系同步: POST {items: [...]}",
 }
 
 # Routes that need query parameters to answer at all: the probe gives them.
@@ -82,6 +102,8 @@ KNOWN_AT_LEAST = {
     "api/organisations/<int:pk>/rectifications/",
     "api/organisations/<int:pk>/star-ratings/",
     "api/rectifications/<int:pk>/",
+    "api/visits/",
+    "api/station-contacts/",
 }
 
 UNSAFE = ("post", "put", "patch", "delete")
@@ -129,7 +151,7 @@ class Route:
         """The identifiers of `thing` that the route's (single) converter accepts."""
         (conv,) = {type(c) for c in self.converters.values()}
         if conv is IntConverter:
-            return [str(thing.pk)]
+            return [str(thing.pk)] if isinstance(thing.pk, int) else []
         return [thing.code] if thing.code else []
 
 
@@ -153,7 +175,7 @@ def probed_routes() -> list[Route]:
 
 def list_routes() -> list[Route]:
     """Routes without a path parameter that answer GET with a list."""
-    return [r for r in probed_routes() if not r.params and r.route not in POST_ONLY]
+    return [r for r in probed_routes() if not r.params and r.route not in POST_ONLY | SYNC_ROUTES.keys()]
 
 
 # --- reading answers --------------------------------------------------------------------------
@@ -194,7 +216,7 @@ def client_for(user: Any) -> APIClient:
 def db_fingerprint() -> list[Any]:
     """Every row of every model the world writes, plus the audit log: a refused write changes none."""
     rows: list[Any] = []
-    for model in [*ID_RANGES, RoleAssignment]:
+    for model in [*ID_RANGES, *EVENT_MODELS, RoleAssignment]:
         rows.append(list(model._default_manager.order_by("pk").values()))
     rows.append(AuditEvent.objects.count())
     return rows
@@ -245,7 +267,7 @@ def _hostile_body(w: SecurityWorld) -> dict[str, Any]:
 def test_every_api_route_is_classified():
     routes = {r.route: r for r in api_routes()}
     assert KNOWN_AT_LEAST <= routes.keys(), "the URL conf walk lost routes"
-    for name in [*NOT_REACH_SCOPED, *COMMUNITY_WIDE, *QUERY_PROBES, *POST_ONLY]:
+    for name in [*NOT_REACH_SCOPED, *COMMUNITY_WIDE, *QUERY_PROBES, *POST_ONLY, *SYNC_ROUTES]:
         assert name in routes, f"allowlist names a route that no longer exists: {name}"
     for route in probed_routes():
         assert hasattr(route.pattern.callback, "view_class"), f"{route.route}: not a class-based view"
@@ -256,7 +278,7 @@ def test_every_api_route_is_classified():
         assert len(route.params) <= 1 and len({type(c) for c in route.converters.values()}) <= 1, (
             f"{route.route}: more than one path parameter; teach this test how to fill them"
         )
-    for name in POST_ONLY:
+    for name in [*POST_ONLY, *SYNC_ROUTES]:
         assert routes[name].unsafe_methods == ["post"] and not hasattr(routes[name].view_class, "get"), (
             f"{name} answers GET: prove it as a list instead"
         )
@@ -369,6 +391,8 @@ def test_worker_a_details_of_grid_b_are_not_found(sworld):
 def _unsafe_calls(w: SecurityWorld, targets: set[str]) -> Iterator[tuple[Route, str, str]]:
     """(route, method, url) for every unsafe method of every route, against things in `targets`."""
     for route in probed_routes():
+        if route.route in SYNC_ROUTES:
+            continue  # test_sync_items_outside_reach_are_refused
         for method in route.unsafe_methods:
             if not route.params:
                 yield route, method, route.url()
@@ -551,3 +575,86 @@ def test_exports_hold_only_the_callers_places(sworld):
             if expected == 400:
                 assert response.json()["code"] == "reference_not_found"
         assert db_fingerprint() == before
+
+
+def _visit_items(w: SecurityWorld) -> list[dict[str, Any]]:
+    """Visits that each reach into grid B (or beyond) by another way: subject, position, replay."""
+    u = w.units
+    when = timezone.localtime().replace(microsecond=0).isoformat()
+    b_point = u["house_B"].point
+    return [
+        {"id": str(uuid.uuid4()), "occurred_at": when, "kind": "household", "building": u["house_B"].code},
+        {"id": str(uuid.uuid4()), "occurred_at": when, "kind": "building", "building": u["house_D"].code},
+        {"id": str(uuid.uuid4()), "occurred_at": when, "kind": "enterprise", "enterprise": u["firm_B"].pk},
+        {
+            "id": str(uuid.uuid4()),
+            "occurred_at": when,
+            "kind": "other",
+            "position": {"type": "Point", "coordinates": [b_point.x, b_point.y]},
+        },
+        # A subject in grid A but named together with premises in grid B.
+        {
+            "id": str(uuid.uuid4()),
+            "occurred_at": when,
+            "kind": "enterprise",
+            "enterprise": u["firm_B"].pk,
+            "building": u["house_A"].code,
+        },
+        # Replays of grid B's stored visit: its own id, with and without its content.
+        {"id": str(u["visit_B"].pk), "occurred_at": when, "kind": "household", "building": u["house_A"].code},
+        {
+            "id": str(u["visit_B"].pk),
+            "occurred_at": u["visit_B"].occurred_at.isoformat(),
+            "kind": "household",
+            "building": u["house_B"].code,
+            "household": "1-101",
+        },
+    ]
+
+
+def test_sync_items_outside_reach_are_refused(sworld):
+    """Every item pointing outside the caller's logging reach is refused on its own, with a code,
+    and nothing is stored; roles that do not log events are refused the whole batch."""
+    w = sworld
+    visits = _visit_items(w)
+    contacts = [
+        {
+            "id": str(uuid.uuid4()),
+            "occurred_at": timezone.localtime().replace(microsecond=0).isoformat(),
+            "kind": "contact",
+            "building": w.units["house_B"].code,
+            "contact_name": "越权",
+        }
+    ]
+    before = db_fingerprint()[:-1]  # the audit log records the refused batches (checked below)
+    audit_before = AuditEvent.objects.count()
+    failures: list[str] = []
+    expected_codes = {"not_found", "sync_outside_reach", "sync_id_conflict", "sync_id_repeated"}
+    for who in ("worker_a", "writer_c2"):
+        client = client_for(w.users[who])
+        for url, items, codes in (
+            ("/api/sync/visits/", visits, expected_codes),
+            ("/api/sync/station-contacts/", contacts, {"sync_not_stationed"}),
+        ):
+            response = client.post(url, {"items": items}, format="json")
+            if response.status_code != 200:
+                failures.append(f"POST {url} as {who}: {response.status_code} {response.content[:200]!r}")
+                continue
+            body = response.json()
+            for result in body["results"]:
+                if result["status"] != "rejected" or result["code"] not in codes:
+                    failures.append(f"POST {url} as {who}: item {result['index']} answered {result}")
+                leaked = _hits(identifiers_in({k: v for k, v in result.items() if k != "id"}), w.things)
+                if leaked:
+                    failures.append(f"POST {url} as {who}: item {result['index']} names {leaked}")
+    for who in ("norole", "leader", "planner", "operator"):
+        client = client_for(w.users[who])
+        for url in SYNC_ROUTES:
+            response = client.post("/" + url, {"items": visits}, format="json")
+            if response.status_code != 403:
+                failures.append(f"POST /{url} as {who}: {response.status_code}")
+    assert not failures, "\n".join(failures)
+    assert db_fingerprint()[:-1] == before
+    refused = AuditEvent.objects.order_by("pk")[audit_before:]
+    assert [e.changes["created"] for e in refused] == [[]] * 4
+    assert all(sum(e.changes["rejected"].values()) >= 1 for e in refused)

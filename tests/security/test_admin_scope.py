@@ -27,11 +27,11 @@ def _url(model: type[Model], view: str, *args: object) -> str:
     return reverse(f"admin:{meta.app_label}_{meta.model_name}_{view}", args=args)
 
 
-def _row_pks(html: str, model: type[Model]) -> set[int]:
+def _row_pks(html: str, model: type[Model]) -> set:
+    """Primary keys of a change list's rows: integers, or the UUIDs of field events."""
     meta = model._meta
-    return {
-        int(pk) for pk in re.findall(rf'href="/admin/{meta.app_label}/{meta.model_name}/(\d+)/change/', html)
-    }
+    found = re.findall(rf'href="/admin/{meta.app_label}/{meta.model_name}/([0-9a-f-]+)/change/', html)
+    return {meta.pk.to_python(pk) for pk in found}
 
 
 def _shown(html: str, thing: Thing, row_pks: set[int]) -> bool:

@@ -9,10 +9,12 @@ after `demo` keeps 海滨街道 untouched (its blocks, codes and shapes are the 
 
 The organisation side (data/demo_orgs.py: party organisations, members, enterprises, workers)
 is generated in memory from the space, staged beside it, and written after it; its stale rows are
-deleted first, while the old streets still exist to scope by.
+deleted first, while the old streets still exist to scope by. The field events (data/demo_events.py:
+visits and station contacts of the last 60 days) come last and are cleaned up before anything
+else: they point at buildings, communities, grid cells, workers and cadres.
 
 Everything happens in one transaction: a failed run leaves the previous data set as it was.
-Later stages (visits) build on the ids returned in `DemoSummary.space`.
+Later stages (coverage analytics) build on the ids returned in `DemoSummary.space`.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from django.contrib.gis.geos import GEOSGeometry
 from django.db import transaction
 from django.utils import timezone
 
-from data import demo_names, demo_orgs, demo_space
+from data import demo_events, demo_names, demo_orgs, demo_space
 from data import sql as demo_sql
+from data.demo_events import DemoEvents, DemoEventsSummary
 from data.demo_orgs import DemoOrgs, DemoOrgsError, DemoOrgsSummary
 from data.demo_space import ADCODE, DemoGeometryError, DemoSpace
 from grid import services as grid_services
@@ -77,6 +80,7 @@ class DemoSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     space: DemoSpaceIds | None = None
     orgs: DemoOrgsSummary | None = None
+    events: DemoEventsSummary | None = None
 
     @property
     def changed(self) -> bool:
@@ -134,12 +138,20 @@ def _stage(space: DemoSpace) -> None:
 
 
 @transaction.atomic
-def _write(space: DemoSpace, orgs: DemoOrgs, clock: _Clock) -> tuple[dict[str, dict[str, int]], object, DemoSpaceIds]:
+def _write(space: DemoSpace, orgs: DemoOrgs, events: DemoEvents,
+           clock: _Clock) -> tuple[dict[str, dict[str, int]], object, DemoSpaceIds]:
     _stage(space)
     demo_orgs.orgs_stage(orgs)
     clock("暂存到临时表（COPY，个人信息加密）")
-    # Organisation-side rows first: they are scoped by streets the space's clean-up may delete.
-    deleted = demo_sql.delete_stale_orgs(managed_street_codes=MANAGED_STREET_CODES)
+    demo_events.events_stage(events)
+    clock(f"暂存走访 {len(events.visits)} 条、驻点联系 {len(events.contacts)} 条")
+    reporter = demo_events.events_reporter()
+    # Events first: they point at workers, cadres, grid cells and communities the later clean-ups
+    # delete. Then organisation-side rows: they are scoped by streets the space's clean-up may delete.
+    deleted, event_comms = demo_sql.delete_stale_events(managed_street_codes=MANAGED_STREET_CODES,
+                                                        reporter_id=reporter)
+    clock(f"清理旧走访 {deleted['visits']} 条、驻点联系 {deleted['station_contacts']} 条")
+    deleted |= demo_sql.delete_stale_orgs(managed_street_codes=MANAGED_STREET_CODES)
     deleted |= demo_sql.delete_stale(managed_street_codes=MANAGED_STREET_CODES)
     clock("清理旧演示数据")
     created: dict[str, int] = {}
@@ -165,6 +177,9 @@ def _write(space: DemoSpace, orgs: DemoOrgs, clock: _Clock) -> tuple[dict[str, d
         clock("楼栋归属网格")
     if touched:
         grid_sql.bump_data_versions(sorted(touched))
+    # The organisation and event stages join what was just written; see demo_sql.analyze.
+    demo_sql.analyze([demo_sql.STREET, demo_sql.COMMUNITY, demo_sql.CELL, demo_sql.BUILDING, demo_sql.BOUNDARY,
+                      demo_sql.PART])
 
     ids = DemoSpaceIds(
         street_ids=demo_sql.ids_by_code(demo_sql.STREET, [s.code for s in space.streets]),
@@ -183,6 +198,14 @@ def _write(space: DemoSpace, orgs: DemoOrgs, clock: _Clock) -> tuple[dict[str, d
     updated |= org_updated
     clock(f"写入党组织 {len(orgs.orgs)} 个、党员 {len(orgs.members)} 名、两新组织、网格员、驻点干部")
 
+    tz = settings.TIME_ZONE
+    created["visits"], visit_comms = demo_sql.insert_visits(reporter_id=reporter, time_zone=tz)
+    created["station_contacts"], contact_comms = demo_sql.insert_contacts(reporter_id=reporter, time_zone=tz)
+    # Coverage layers key their caches on the data version, as after a synced batch.
+    grid_sql.bump_data_versions(sorted(set(event_comms) | set(visit_comms) | set(contact_comms)))
+    clock(f"写入走访 {created['visits']} 条、驻点联系 {created['station_contacts']} 条"
+          "（按当日网格归属，计算与对象距离和是否在驻点社区内）")
+
     counts = {"created": created, "updated": updated, "deleted": deleted}
     if any(sum(v.values()) for v in counts.values()) or result.changed_boundary_ids:
         audit_record(
@@ -200,7 +223,8 @@ def demo_build(*, scale: str, seed: int, progress: Progress | None = None, today
     """Make the database hold the demo data set of `scale` ("demo" or "district") for `seed`.
 
     The same scale, seed and day always give the same data; running twice changes nothing the
-    second time (`today` places term ends, dues and ratings; injectable for tests). Raises
+    second time (`today` places term ends, dues, ratings and the 60-day window of field events;
+    injectable for tests). Raises
     DemoGeometryError (before writing anything) if the generated space breaks its own invariants,
     DemoOrgsError (rolled back) if the written organisation tree disagrees with the space.
     """
@@ -209,7 +233,12 @@ def demo_build(*, scale: str, seed: int, progress: Progress | None = None, today
     space = demo_space.build_space(scale=scale, seed=seed, progress=clock)
     orgs = demo_orgs.build_orgs(space=space, today=today, rules=settings.WANGGE_RULES)
     clock(f"生成党组织 {len(orgs.orgs)} 个、党员 {len(orgs.members)} 名、两新组织 {len(orgs.enterprises)} 个")
-    counts, result, ids = _write(space, orgs, clock)
+    events = demo_events.build_events(space=space, orgs=orgs, today=today)
+    ev = events.counts
+    clock(f"生成近 {demo_events.WINDOW_DAYS} 天走访 {ev['visits']} 条（入户 {ev['visits_household']}、"
+          f"楼栋巡查 {ev['visits_building']}、两新组织 {ev['visits_enterprise']}、其他 {ev['visits_other']}），"
+          f"驻点签到 {ev['check_ins']} 次、联系群众 {ev['contacts']} 次")
+    counts, result, ids = _write(space, orgs, events, clock)
     return DemoSummary(
         scale=scale,
         seed=seed,
@@ -229,4 +258,5 @@ def demo_build(*, scale: str, seed: int, progress: Progress | None = None, today
         stage_seconds=clock.stages,
         space=ids,
         orgs=demo_orgs.orgs_summary(orgs, space),
+        events=demo_events.events_summary(events),
     )

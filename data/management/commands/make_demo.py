@@ -18,6 +18,7 @@ LABELS = {
     "stationed_cadres": "驻点干部", "committee_seats": "大工委/大党委委员", "seat_communities": "委员分片联系社区",
     "rectifications": "软弱涣散整顿", "star_ratings": "星级评定",
     "probationary": "其中预备党员", "double_reported": "其中双报到", "full_time_workers": "其中专职",
+    "visits": "走访记录", "station_contacts": "驻点联系记录",
 }
 GAP_LABELS = {
     "grids_without_branch": "未建网格党支部的网格", "buildings_without_group": "党员3名以上未建党小组的楼栋",
@@ -27,6 +28,8 @@ GAP_LABELS = {
     "term_expiring": "90天内任期届满", "term_overdue": "逾期未换届", "weak_orgs": "软弱涣散（整顿中）",
     "big_committee_short_of_heads": "驻区单位委员不足三分之一的大工委",
 }
+EVENT_GAP_LABELS = {"unvisited_buildings": "近60天未走访的住宅楼栋", "neglected_grids": "走访明显不足的网格",
+                    "cadres_below_required_days": "驻点天数不足的驻点干部"}
 CODE_LABELS = {"street": "演示街道", "community": "社区", "grid": "网格（有支部、有网格员）",
                "grid_without_branch": "未建支部的网格", "community_short_of_staff": "人手不足的社区"}
 
@@ -63,6 +66,7 @@ class Command(BaseCommand):
             f"楼栋 {s.buildings} 栋（{s.households} 户），党群服务中心 {s.service_centres} 个"
         )
         self._report_orgs(s)
+        self._report_events(s)
         labels = LABELS
         if not s.changed:
             self.stdout.write(self.style.SUCCESS("数据库中已是这一规模和种子的演示数据，没有任何改动"))
@@ -75,6 +79,19 @@ class Command(BaseCommand):
             f"  网格边界：新建 {s.boundaries_created}，更正 {s.boundaries_changed}，未变 {s.boundaries_unchanged}"
         )
         self.stdout.write(self.style.SUCCESS("演示数据已就绪"))
+
+    def _report_events(self, s) -> None:
+        if getattr(s, "events", None) is None:
+            return
+        c, g = s.events.counts, s.events.gaps
+        self.stdout.write(
+            f"近60天走访 {c['visits']} 条（入户 {c['visits_household']}，楼栋巡查 {c['visits_building']}，"
+            f"两新组织 {c['visits_enterprise']}，其他 {c['visits_other']}）；"
+            f"驻点签到 {c['check_ins']} 次，联系群众 {c['contacts']} 次"
+        )
+        gaps = "，".join(f"{EVENT_GAP_LABELS.get(k, k)} {v}" for k, v in g.items() if v)
+        if gaps:
+            self.stdout.write(f"有意留下的走访缺口：{gaps}")
 
     def _report_orgs(self, s) -> None:
         if s.orgs is None:

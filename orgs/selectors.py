@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.db.models.expressions import RawSQL
@@ -234,9 +235,19 @@ def rule_violations(
     return [v for v in found if v.subject_id in allowed.get(v.subject_type, set())]
 
 
-def _event_filters(
-    qs: QuerySet, *, community: str | None, grid_cell: str | None, since: date | None, until: date | None
+def _event_list(
+    qs: QuerySet,
+    *,
+    community: str | None = None,
+    grid_cell: str | None = None,
+    since: date | None = None,
+    until: date | None = None,
+    kind: str | None = None,
+    on_site: bool | None = None,
 ) -> QuerySet:
+    """Field events newest first; `grid_cell` is the grid that held the event on its day,
+    `since`/`until` are local dates, `on_site` applies to station contacts only."""
+    qs = qs.select_related("community", "grid_cell", "building")
     if community:
         qs = qs.filter(community__code=community)
     if grid_cell:
@@ -245,41 +256,20 @@ def _event_filters(
         qs = qs.filter(occurred_at__date__gte=since)
     if until:
         qs = qs.filter(occurred_at__date__lte=until)
-    return qs
-
-
-def visit_list(
-    *,
-    reach: Reach,
-    community: str | None = None,
-    grid_cell: str | None = None,
-    since: date | None = None,
-    until: date | None = None,
-    kind: str | None = None,
-) -> QuerySet[Visit]:
-    """Visits in reach, newest first; `grid_cell` is the grid that held the visit on its day."""
-    qs = access.visits_in_reach(reach).select_related("community", "grid_cell", "building")
-    qs = _event_filters(qs, community=community, grid_cell=grid_cell, since=since, until=until)
-    if kind:
-        qs = qs.filter(kind=kind)
-    return qs.order_by("-occurred_at", "id")
-
-
-def station_contact_list(
-    *,
-    reach: Reach,
-    community: str | None = None,
-    grid_cell: str | None = None,
-    since: date | None = None,
-    until: date | None = None,
-    kind: str | None = None,
-    on_site: bool | None = None,
-) -> QuerySet[StationContact]:
-    """Check-ins and contacts of stationed cadres in communities wholly in reach, newest first."""
-    qs = access.station_contacts_in_reach(reach).select_related("community", "grid_cell", "building")
-    qs = _event_filters(qs, community=community, grid_cell=grid_cell, since=since, until=until)
     if kind:
         qs = qs.filter(kind=kind)
     if on_site is not None:
         qs = qs.filter(on_site=on_site)
     return qs.order_by("-occurred_at", "id")
+
+
+def visit_list(*, reach: Reach, **filters: Any) -> QuerySet[Visit]:
+    """Visits in reach (by the community and grid that held them on their day); filters as
+    `_event_list`."""
+    return _event_list(access.visits_in_reach(reach), **filters)
+
+
+def station_contact_list(*, reach: Reach, **filters: Any) -> QuerySet[StationContact]:
+    """Check-ins and contacts of stationed cadres in communities wholly in reach; filters as
+    `_event_list`."""
+    return _event_list(access.station_contacts_in_reach(reach), **filters)

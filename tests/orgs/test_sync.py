@@ -737,3 +737,47 @@ def test_two_tablets_racing_with_the_same_batch_get_one_created_one_duplicate(sp
     bodies = sorted((ok(r) for r in responses), key=lambda b: -b["created"])
     assert [(b["created"], b["duplicate"], b["rejected"]) for b in bodies] == [(3, 0, 0), (0, 3, 0)]
     assert Visit.objects.count() == 3
+
+
+def test_the_lists_filter_by_kind_grid_day_and_on_site(space, people):
+    """What a clerk asks of the lists: this grid's household visits of last week; the cadre's
+    check-ins that were not on site."""
+    s, p = space, people
+    today = timezone.localdate()
+    a2_point = s.house_a2.point
+    ok(
+        post(
+            p.admin_a,
+            VISITS,
+            [
+                item("household", building=s.house_a1.code, occurred_at=when(days=8)),
+                item("household", building=s.house_a2.code, occurred_at=when(days=2)),
+                item("other", occurred_at=when(days=2), **at(a2_point.x, a2_point.y)),
+            ],
+        )
+    )
+    admin = client_for(p.admin_a)
+
+    def kinds_and_grids(query: str) -> list[tuple[str, str]]:
+        response = admin.get(f"/api/visits/?{query}")
+        assert response.status_code == 200, response.content
+        return sorted(
+            (f["properties"]["kind"], f["properties"]["grid_cell_code"]) for f in response.json()["features"]
+        )
+
+    assert kinds_and_grids("kind=household") == [("household", s.a1.code), ("household", s.a2.code)]
+    assert kinds_and_grids(f"grid_cell={s.a2.code}") == [("household", s.a2.code), ("other", s.a2.code)]
+    since = (today - timedelta(days=5)).isoformat()
+    assert kinds_and_grids(f"since={since}&kind=household") == [("household", s.a2.code)]
+    until = (today - timedelta(days=5)).isoformat()
+    assert kinds_and_grids(f"until={until}") == [("household", s.a1.code)]
+    refused = admin.get(f"/api/visits/?since={today.isoformat()}&until={until}")
+    assert refused.status_code == 400 and refused.json()["code"] == "invalid_input"
+
+    inside, outside = (X + 0.003, Y + 0.005), (X + 0.015, Y + 0.005)  # in A; in B
+    ok(post(p.cadre, CONTACTS, [item("check_in", **at(*inside)), item("check_in", **at(*outside))]))
+    response = client_for(p.cadre).get("/api/station-contacts/?on_site=false")
+    assert response.status_code == 200, response.content
+    (off_site,) = response.json()["features"]
+    assert off_site["geometry"]["coordinates"] == pytest.approx(list(outside))
+    assert off_site["properties"]["on_site"] is False

@@ -155,14 +155,19 @@ def _items(
     items: list[EventItem] = []
     refused: list[ItemResult] = []
     seen: set[str] = set()
+    # One unbound serializer validates every item, as DRF's ListSerializer does with its child:
+    # a serializer per item would deep-copy its fields each time, which measured two thirds of
+    # a 500-item batch's time.
+    validator = serializer_class()
     for index, raw in enumerate(raw_items):
-        serializer = serializer_class(data=raw)
-        if not serializer.is_valid():
+        try:
+            data = validator.run_validation(raw)
+        except serializers.ValidationError as exc:
             result = sync.rejected(index, _raw_id(raw), "invalid_input", "记录内容有误")
-            result.errors = dict(serializer.errors)
+            detail = exc.detail
+            result.errors = dict(detail) if isinstance(detail, dict) else {"non_field_errors": detail}
             refused.append(result)
             continue
-        data = serializer.validated_data
         key = str(data["id"])
         if key in seen:
             refused.append(sync.rejected(index, key, "sync_id_repeated", "同一批次中记录编号重复"))

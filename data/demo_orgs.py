@@ -37,6 +37,7 @@ import numpy as np
 
 from data import demo_names as names
 from data.demo_space import DemoSpace, _Rand
+from orgs import sql as org_sql
 from orgs.models import Enterprise, PartyMember, PartyOrganisation
 from orgs.services import star_total, stars_for_total
 
@@ -1040,7 +1041,7 @@ def orgs_upsert(data: DemoOrgs, *, managed_street_codes: list[str]) -> tuple[dic
     created["rectifications"], updated["rectifications"] = demo_sql.upsert_rectifications()
     created["star_ratings"], updated["star_ratings"] = demo_sql.upsert_ratings()
     updated["party_orgs"] += demo_sql.set_secretaries_and_weak(managed_street_codes=managed_street_codes)
-    bad = {k: v for k, v in demo_sql.org_tree_violations(managed_street_codes=managed_street_codes).items() if v}
+    bad = {k: v for k, v in org_sql.org_tree_violations(street_codes=managed_street_codes).items() if v}
     if bad:
         raise DemoOrgsError(f"组织树与空间不一致，未写入任何数据：{bad}")
     return created, updated

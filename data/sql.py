@@ -401,7 +401,7 @@ def link_joint_branches() -> int:
 def upsert_orgs(depth: int) -> tuple[int, int]:
     """One level of the tree: parents (one level up) exist, so the parent id is a join. The CHECK
     constraints (attachment per kind, root is the street committee) hold row by row; the rules
-    that span rows are checked afterwards by org_tree_violations."""
+    that span rows are checked afterwards by orgs.sql.org_tree_violations."""
     created, updated, _ = _upsert(f"""
         INSERT INTO "{ORG}" AS t (parent_id, kind, level, name, code, street_id, community_id, grid_cell_id,
                                   premises_id, unit_name, founded_on, term_started_on, term_years, is_enlarged,
@@ -591,62 +591,6 @@ def upsert_ratings() -> tuple[int, int]:
         RETURNING (xmax = 0), NULL::bigint
     """)
     return created, updated
-
-
-def org_tree_violations(*, managed_street_codes: list[str]) -> dict[str, int]:
-    """The cross-row rules orgs.services.party_org_check enforces one write at a time, checked for
-    every row the generator owns in one pass each. Anything non-zero aborts the run."""
-    checks = {
-        "parent_kind_or_street": f"""
-            SELECT count(*) FROM "{ORG}" o JOIN "{ORG}" p ON p.id = o.parent_id WHERE o.id IN ({_S_ORGS}) AND (
-              o.street_id <> p.street_id
-              OR (o.kind = 'community_org' AND p.kind <> 'street_committee')
-              OR (o.kind = 'grid_branch' AND p.kind <> 'community_org')
-              OR (o.kind = 'building_group' AND p.kind <> 'grid_branch')
-              OR (o.kind IN ('enterprise_org', 'resident_unit_org', 'joint_branch')
-                  AND p.kind NOT IN ('street_committee', 'community_org')))""",
-        "community_outside_street": f"""
-            SELECT count(*) FROM "{ORG}" o JOIN "{COMMUNITY}" c ON c.id = o.community_id
-            WHERE o.id IN ({_S_ORGS}) AND c.street_id <> o.street_id""",
-        "grid_outside_parent_community": f"""
-            SELECT count(*) FROM "{ORG}" o JOIN "{ORG}" p ON p.id = o.parent_id JOIN "{CELL}" g ON g.id = o.grid_cell_id
-            WHERE o.id IN ({_S_ORGS}) AND o.kind = 'grid_branch' AND g.community_id <> p.community_id""",
-        "building_outside_parent_grid": f"""
-            SELECT count(*) FROM "{ORG}" o JOIN "{ORG}" p ON p.id = o.parent_id
-            JOIN "{ORG_BLD}" x ON x.partyorganisation_id = o.id JOIN "{BUILDING}" b ON b.id = x.building_id
-            WHERE o.id IN ({_S_ORGS}) AND o.kind = 'building_group' AND b.grid_cell_id IS DISTINCT FROM p.grid_cell_id""",
-        "group_without_building": f"""
-            SELECT count(*) FROM "{ORG}" o WHERE o.id IN ({_S_ORGS}) AND o.kind = 'building_group'
-              AND NOT EXISTS (SELECT 1 FROM "{ORG_BLD}" x WHERE x.partyorganisation_id = o.id)""",
-        "premises_outside": f"""
-            SELECT count(*) FROM "{ORG}" o JOIN "{ORG}" p ON p.id = o.parent_id JOIN "{ENT}" e ON e.id = o.premises_id
-            LEFT JOIN "{COMMUNITY}" c ON c.id = e.community_id
-            WHERE o.id IN ({_S_ORGS}) AND (c.street_id IS DISTINCT FROM o.street_id
-              OR (p.kind = 'community_org' AND e.community_id IS DISTINCT FROM p.community_id))""",
-        "unit_outside_parent_community": f"""
-            SELECT count(*) FROM "{ORG}" o JOIN "{ORG}" p ON p.id = o.parent_id
-            WHERE o.id IN ({_S_ORGS}) AND o.kind IN ('resident_unit_org', 'joint_branch')
-              AND p.kind = 'community_org' AND o.community_id IS NOT NULL AND o.community_id <> p.community_id""",
-        "enterprise_links_street": f"""
-            SELECT count(*) FROM "{ENT}" e JOIN "{COMMUNITY}" c ON c.id = e.community_id
-            LEFT JOIN "{ORG}" j ON j.id = e.covering_joint_branch_id LEFT JOIN "{CADRE}" i ON i.id = e.instructor_id
-            WHERE c.street_id IN ({_S_STREETS}) AND ((j.id IS NOT NULL AND (j.kind <> 'joint_branch'
-              OR j.street_id <> c.street_id)) OR (i.id IS NOT NULL AND i.street_id <> c.street_id))""",
-        "worker_cell_outside_community": f"""
-            SELECT count(*) FROM "{WORKER_CELL}" x JOIN "{WORKER}" w ON w.id = x.gridworker_id
-            JOIN "{CELL}" g ON g.id = x.gridcell_id
-            WHERE w.community_id IN ({_S_COMMS}) AND g.community_id <> w.community_id""",
-        "seat_on_plain_org_or_outside": f"""
-            SELECT count(*) FROM "{SEAT}" t JOIN "{ORG}" o ON o.id = t.org_id
-            LEFT JOIN "{SEAT_COMM}" x ON x.committeeseat_id = t.id LEFT JOIN "{COMMUNITY}" c ON c.id = x.community_id
-            WHERE o.id IN ({_S_ORGS}) AND (NOT o.is_enlarged OR c.street_id <> o.street_id)""",
-    }
-    out: dict[str, int] = {}
-    with connection.cursor() as cursor:
-        for name, statement in checks.items():
-            cursor.execute(statement, {"codes": managed_street_codes})
-            out[name] = cursor.fetchone()[0]
-    return out
 
 
 # ------------------------------------------------------------------------------------------------

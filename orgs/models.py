@@ -290,6 +290,20 @@ class PartyOrganisation(TimestampedModel):
         return "大工委" if self.kind == self.Kind.STREET_COMMITTEE else "大党委"
 
 
+# Which kinds of organisation each kind may hang under. orgs.services checks it on every write;
+# orgs.sql.org_tree_violations checks whole streets against the same table.
+_K = PartyOrganisation.Kind
+ALLOWED_PARENT_KINDS: dict[str, set[str]] = {
+    _K.STREET_COMMITTEE: set(),
+    _K.COMMUNITY_ORG: {_K.STREET_COMMITTEE},
+    _K.GRID_BRANCH: {_K.COMMUNITY_ORG},
+    _K.BUILDING_GROUP: {_K.GRID_BRANCH},
+    _K.ENTERPRISE_ORG: {_K.STREET_COMMITTEE, _K.COMMUNITY_ORG},
+    _K.RESIDENT_UNIT_ORG: {_K.STREET_COMMITTEE, _K.COMMUNITY_ORG},
+    _K.JOINT_BRANCH: {_K.STREET_COMMITTEE, _K.COMMUNITY_ORG},
+}
+
+
 class Rectification(models.Model):
     """软弱涣散整顿: one spell of an organisation flagged weak, until it is converted (转化)."""
 

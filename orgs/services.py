@@ -34,6 +34,7 @@ from grid.models import STORAGE_SRID, AuditEvent, Building, Community, GridCell,
 from orgs import pii, sql
 from orgs.errors import AttachmentInvalid, DuplicatePerson, OrgError, TreeMismatch
 from orgs.models import (
+    ALLOWED_PARENT_KINDS,
     Cadre,
     CommitteeSeat,
     Enterprise,
@@ -48,15 +49,6 @@ from orgs.models import (
 Kind = PartyOrganisation.Kind
 Level = PartyOrganisation.Level
 
-ALLOWED_PARENT_KINDS: dict[str, set[str]] = {
-    Kind.STREET_COMMITTEE: set(),
-    Kind.COMMUNITY_ORG: {Kind.STREET_COMMITTEE},
-    Kind.GRID_BRANCH: {Kind.COMMUNITY_ORG},
-    Kind.BUILDING_GROUP: {Kind.GRID_BRANCH},
-    Kind.ENTERPRISE_ORG: {Kind.STREET_COMMITTEE, Kind.COMMUNITY_ORG},
-    Kind.RESIDENT_UNIT_ORG: {Kind.STREET_COMMITTEE, Kind.COMMUNITY_ORG},
-    Kind.JOINT_BRANCH: {Kind.STREET_COMMITTEE, Kind.COMMUNITY_ORG},
-}
 _ORG_LEVELS = {Level.COMMITTEE, Level.GENERAL_BRANCH, Level.BRANCH}
 ALLOWED_LEVELS: dict[str, Collection[str]] = {
     Kind.STREET_COMMITTEE: {Level.WORKING_COMMITTEE},

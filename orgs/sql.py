@@ -21,8 +21,17 @@ from typing import Any
 
 from django.db import connection
 
-from grid.models import Community, GridBoundary, GridBoundaryPart, GridCell
-from orgs.models import Enterprise, PartyMember, PartyOrganisation, StationContact
+from grid.models import Building, Community, GridBoundary, GridBoundaryPart, GridCell, Street
+from orgs.models import (
+    ALLOWED_PARENT_KINDS,
+    Cadre,
+    CommitteeSeat,
+    Enterprise,
+    GridWorker,
+    PartyMember,
+    PartyOrganisation,
+    StationContact,
+)
 
 ORG = PartyOrganisation._meta.db_table
 MEMBER = PartyMember._meta.db_table
@@ -32,6 +41,15 @@ CELL = GridCell._meta.db_table
 BOUNDARY = GridBoundary._meta.db_table
 PART = GridBoundaryPart._meta.db_table
 CONTACT = StationContact._meta.db_table
+STREET = Street._meta.db_table
+BUILDING = Building._meta.db_table
+ORG_BLD = PartyOrganisation.buildings.through._meta.db_table
+ENT = ENTERPRISE
+CADRE = Cadre._meta.db_table
+WORKER = GridWorker._meta.db_table
+WORKER_CELL = GridWorker.grid_cells.through._meta.db_table
+SEAT = CommitteeSeat._meta.db_table
+SEAT_COMM = CommitteeSeat.liaison_communities.through._meta.db_table
 
 MAX_DEPTH = 32
 
@@ -289,3 +307,69 @@ def mark_contacts_on_site(ids: Sequence[str]) -> int:
         )
         return cursor.rowcount
 
+
+# --------------------------------------------------------------------------------------------
+# Tree integrity of whole streets
+# --------------------------------------------------------------------------------------------
+
+_S_STREETS = f'SELECT id FROM "{STREET}" WHERE code = ANY(%(codes)s)'  # noqa: S608 - names from models
+_S_COMMS = f'SELECT id FROM "{COMMUNITY}" WHERE street_id IN ({_S_STREETS})'  # noqa: S608 - names from models
+_S_ORGS = f'SELECT id FROM "{ORG}" WHERE street_id IN ({_S_STREETS})'  # noqa: S608 - names from models
+
+
+def org_tree_violations(*, street_codes: Sequence[str]) -> dict[str, int]:
+    """The cross-row rules that orgs.services.party_org_check enforces one write at a time,
+    counted for every organisation (and the enterprises, workers and seats) of these streets, one
+    statement each. For bulk writers that bypass the per-row service (the demo generator) and
+    for an integrity check of a whole street. The kinds' parent rule comes from the same table
+    as the service's (ALLOWED_PARENT_KINDS), the rest mirror its _check_space."""
+    allowed_pairs = ", ".join(
+        f"('{child}', '{parent}')" for child, parents in ALLOWED_PARENT_KINDS.items() for parent in sorted(parents)
+    )
+    checks = {
+        "parent_kind_or_street": f"""
+            SELECT count(*) FROM "{ORG}" o JOIN "{ORG}" p ON p.id = o.parent_id WHERE o.id IN ({_S_ORGS}) AND (
+              o.street_id <> p.street_id
+              OR (o.kind, p.kind) NOT IN ({allowed_pairs}))""",  # noqa: S608 - names from models, kinds from code; values are parameters
+        "community_outside_street": f"""
+            SELECT count(*) FROM "{ORG}" o JOIN "{COMMUNITY}" c ON c.id = o.community_id
+            WHERE o.id IN ({_S_ORGS}) AND c.street_id <> o.street_id""",  # noqa: S608 - names from models, kinds from code; values are parameters
+        "grid_outside_parent_community": f"""
+            SELECT count(*) FROM "{ORG}" o JOIN "{ORG}" p ON p.id = o.parent_id JOIN "{CELL}" g ON g.id = o.grid_cell_id
+            WHERE o.id IN ({_S_ORGS}) AND o.kind = 'grid_branch' AND g.community_id <> p.community_id""",  # noqa: S608 - names from models, kinds from code; values are parameters
+        "building_outside_parent_grid": f"""
+            SELECT count(*) FROM "{ORG}" o JOIN "{ORG}" p ON p.id = o.parent_id
+            JOIN "{ORG_BLD}" x ON x.partyorganisation_id = o.id JOIN "{BUILDING}" b ON b.id = x.building_id
+            WHERE o.id IN ({_S_ORGS}) AND o.kind = 'building_group' AND b.grid_cell_id IS DISTINCT FROM p.grid_cell_id""",  # noqa: S608 - names from models, kinds from code; values are parameters
+        "group_without_building": f"""
+            SELECT count(*) FROM "{ORG}" o WHERE o.id IN ({_S_ORGS}) AND o.kind = 'building_group'
+              AND NOT EXISTS (SELECT 1 FROM "{ORG_BLD}" x WHERE x.partyorganisation_id = o.id)""",  # noqa: S608 - names from models, kinds from code; values are parameters
+        "premises_outside": f"""
+            SELECT count(*) FROM "{ORG}" o JOIN "{ORG}" p ON p.id = o.parent_id JOIN "{ENT}" e ON e.id = o.premises_id
+            LEFT JOIN "{COMMUNITY}" c ON c.id = e.community_id
+            WHERE o.id IN ({_S_ORGS}) AND (c.street_id IS DISTINCT FROM o.street_id
+              OR (p.kind = 'community_org' AND e.community_id IS DISTINCT FROM p.community_id))""",  # noqa: S608 - names from models, kinds from code; values are parameters
+        "unit_outside_parent_community": f"""
+            SELECT count(*) FROM "{ORG}" o JOIN "{ORG}" p ON p.id = o.parent_id
+            WHERE o.id IN ({_S_ORGS}) AND o.kind IN ('resident_unit_org', 'joint_branch')
+              AND p.kind = 'community_org' AND o.community_id IS NOT NULL AND o.community_id <> p.community_id""",  # noqa: S608 - names from models, kinds from code; values are parameters
+        "enterprise_links_street": f"""
+            SELECT count(*) FROM "{ENT}" e JOIN "{COMMUNITY}" c ON c.id = e.community_id
+            LEFT JOIN "{ORG}" j ON j.id = e.covering_joint_branch_id LEFT JOIN "{CADRE}" i ON i.id = e.instructor_id
+            WHERE c.street_id IN ({_S_STREETS}) AND ((j.id IS NOT NULL AND (j.kind <> 'joint_branch'
+              OR j.street_id <> c.street_id)) OR (i.id IS NOT NULL AND i.street_id <> c.street_id))""",  # noqa: S608 - names from models, kinds from code; values are parameters
+        "worker_cell_outside_community": f"""
+            SELECT count(*) FROM "{WORKER_CELL}" x JOIN "{WORKER}" w ON w.id = x.gridworker_id
+            JOIN "{CELL}" g ON g.id = x.gridcell_id
+            WHERE w.community_id IN ({_S_COMMS}) AND g.community_id <> w.community_id""",  # noqa: S608 - names from models, kinds from code; values are parameters
+        "seat_on_plain_org_or_outside": f"""
+            SELECT count(*) FROM "{SEAT}" t JOIN "{ORG}" o ON o.id = t.org_id
+            LEFT JOIN "{SEAT_COMM}" x ON x.committeeseat_id = t.id LEFT JOIN "{COMMUNITY}" c ON c.id = x.community_id
+            WHERE o.id IN ({_S_ORGS}) AND (NOT o.is_enlarged OR c.street_id <> o.street_id)""",  # noqa: S608 - names from models, kinds from code; values are parameters
+    }
+    out: dict[str, int] = {}
+    with connection.cursor() as cursor:
+        for name, statement in checks.items():
+            cursor.execute(statement, {"codes": list(street_codes)})
+            out[name] = cursor.fetchone()[0]
+    return out

@@ -188,3 +188,37 @@ def test_update_keeps_agreement_and_writes(space):
     services.party_org_update(org=branch, grid_cell=space.a2, name="改挂支部")
     branch.refresh_from_db()
     assert branch.grid_cell == space.a2 and branch.name == "改挂支部"
+
+
+@pytest.mark.django_db
+def test_the_whole_street_check_finds_what_the_service_would_refuse(space):
+    """orgs.sql.org_tree_violations, for bulk writers that bypass the per-row service (the demo
+    generator): zero on a tree built through the service, and it names each rule a row written
+    around the service breaks."""
+    from orgs.sql import org_tree_violations
+
+    street_committee_for(space.street)
+    community_org_for(space.a)
+    community_org_for(space.b)
+    branch = GridBranchFactory(grid_cell=space.a1)
+    group = BuildingGroupFactory(buildings=[space.house_a1])
+    codes = [space.street.code]
+
+    def broken() -> dict[str, int]:
+        return {k: v for k, v in org_tree_violations(street_codes=codes).items() if v}
+
+    assert broken() == {}
+    # Around the service: the branch moves onto community B's grid, the group gains a building
+    # of another grid, and the group hangs straight under the community organisation.
+    PartyOrganisation.objects.filter(pk=branch.pk).update(grid_cell=space.b1)
+    assert broken() == {"grid_outside_parent_community": 1, "building_outside_parent_grid": 1}
+    PartyOrganisation.objects.filter(pk=branch.pk).update(grid_cell=space.a1)
+    group.buildings.add(space.house_a2)
+    assert broken() == {"building_outside_parent_grid": 1}
+    group.buildings.remove(space.house_a2)
+    PartyOrganisation.objects.filter(pk=group.pk).update(parent=branch.parent)
+    assert set(broken()) == {"parent_kind_or_street", "building_outside_parent_grid"}
+    # The service says the same of that tree.
+    group.refresh_from_db()
+    with pytest.raises(OrgError):
+        services.party_org_check(org=group)

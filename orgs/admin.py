@@ -754,10 +754,11 @@ class FarFromSubjectFilter(admin.SimpleListFilter):
         return queryset
 
 
-class FieldEventAdmin(ReachAdminMixin, admin.ModelAdmin):
+class FieldEventAdmin(AuditedAdminMixin, ReachAdminMixin, admin.ModelAdmin):
     """Read-only pages of synced events: the record is what the tablet sent, so nobody adds, edits
     or deletes one here (a correction is a new record from the tablet). Anyone who may view the
-    model and reaches the event's place opens it in view mode."""
+    model and reaches the event's place opens it in view mode. Audited like every admin all the
+    same, so a write path opened here by mistake would still leave its trace."""
 
     date_hierarchy = "occurred_at"
     ordering = ["-occurred_at"]

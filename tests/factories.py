@@ -29,7 +29,9 @@ class StreetFactory(factory.django.DjangoModelFactory):
         model = Street
         django_get_or_create = ("code",)
 
-    code = factory.Sequence(lambda n: f"440803{n + 1:03d}")
+    # Codes have three digits per level: the sequence, which runs on across the whole test
+    # session, wraps at 999 (the database is emptied between tests, so codes never collide).
+    code = factory.Sequence(lambda n: f"440803{n % 999 + 1:03d}")
     name = factory.Sequence(lambda n: f"测试街道{n + 1}")
     district_adcode = "440803"
     geom = factory.LazyFunction(lambda: multi(square(ORIGIN[0], ORIGIN[1], 0.02)))
@@ -40,7 +42,7 @@ class CommunityFactory(factory.django.DjangoModelFactory):
         model = Community
 
     street = factory.SubFactory(StreetFactory)
-    code = factory.Sequence(lambda n: f"{n + 1:03d}")  # suffix; completed in _create
+    code = factory.Sequence(lambda n: f"{n % 999 + 1:03d}")  # suffix; completed in _create
     name = factory.Sequence(lambda n: f"测试社区{n + 1}")
     residents = 3000
     geom = factory.LazyFunction(lambda: multi(square(ORIGIN[0], ORIGIN[1], 0.01)))
@@ -59,7 +61,7 @@ class GridCellFactory(factory.django.DjangoModelFactory):
         model = GridCell
 
     community = factory.SubFactory(CommunityFactory)
-    code = factory.Sequence(lambda n: f"{n + 1:03d}")
+    code = factory.Sequence(lambda n: f"{n % 999 + 1:03d}")
     name = factory.Sequence(lambda n: f"第{n + 1}网格")
 
     @classmethod

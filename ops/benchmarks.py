@@ -97,7 +97,8 @@ def bench_make_demo(scale: str) -> None:
         f"communities, {GridCell.objects.count()} grids, {n_buildings} buildings"
     )
     members = scalar("SELECT count(*) FROM orgs_partymember")
-    row(f"`make_demo --scale {scale}`, first build ({counts}, {members} members)", seconds,
+    events = f"{scalar('SELECT count(*) FROM orgs_visit')} visits, {scalar('SELECT count(*) FROM orgs_stationcontact')} contacts"
+    row(f"`make_demo --scale {scale}`, first build ({counts}, {members} members, {events})", seconds,
         f"raw COPY of its {n_buildings} building rows", copy_seconds)
     row(f"`make_demo --scale {scale}` again (idempotent: nothing changes)", again,
         f"raw COPY of its {n_buildings} building rows", copy_seconds)

@@ -322,6 +322,32 @@ def test_the_cadre_page_shows_this_months_duty_against_the_requirement(space, ev
     assert listed.result_count == StationContact.objects.filter(cadre=cadre).count()
 
 
+def test_the_cadre_list_shows_each_cadres_month_and_flags_those_behind(space, events):
+    """A clerk scans the list: who keeps pace with the required days and contacts this month."""
+    on_pace = StationedCadreFactory(
+        community=space.a, name="驻点乙", required_days_per_month=1, required_contacts_per_month=1
+    )
+    reporter = events["cadre"].user
+    now = timezone.localtime()
+    for kind in (StationContact.Kind.CHECK_IN, StationContact.Kind.CONTACT):
+        make_contact(cadre=on_pace, building=space.house_a1, reporter=reporter, kind=kind, occurred_at=now)
+    StationedCadreFactory(community=space.a, name="驻点丙", required_days_per_month=8)
+
+    admin_user = staff_user("sq_list", Role.COMMUNITY_ADMIN, community=space.a)
+    response = client_for(admin_user).get("/admin/orgs/stationedcadre/")
+    rows = {
+        row.name: row
+        for row in response.context["cl"].result_list  # the annotated rows the page rendered
+    }
+    assert (rows["驻点乙"].month_days, rows["驻点乙"].month_contacts) == (1, 1)
+    assert (rows["驻点丙"].month_days, rows["驻点丙"].month_contacts) == (0, 0)
+    html = response.content.decode()
+    assert "1 / 1" in html and "0 / 8" in html
+    # Only the cadre with nothing done is behind an even pace.
+    row_of = {name: html.split(name, 1)[1].split("</tr>", 1)[0] for name in ("驻点乙", "驻点丙")}
+    assert "进度落后" not in row_of["驻点乙"] and "进度落后" in row_of["驻点丙"]
+
+
 # --- in the browser ---------------------------------------------------------------------------
 
 

@@ -161,6 +161,9 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# Pages outside the admin (the tablet page) sign in through the admin's login form.
+LOGIN_URL = "/admin/login/"
+
 TIME_ZONE = "Asia/Shanghai"
 USE_I18N = True
 USE_TZ = True

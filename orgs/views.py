@@ -1,0 +1,48 @@
+"""Pages of orgs for people (the admin aside): the tablet page where workers log visits.
+
+Thin: the page embeds what the worker may pick offline (the buildings of their logging reach) and
+hands everything else to the sync API (orgs/event_apis.py), which checks each record again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import PermissionDenied
+from django.views.generic import TemplateView
+
+from grid.access import buildings_in_reach, reach_of_request
+from orgs import access
+from orgs.models import Visit
+
+# Buildings embedded in the page for offline picking; a grid worker's grids hold a few hundred.
+# Beyond this (a street admin's whole street) the worker types the code instead.
+TABLET_MAX_BUILDINGS = 3000
+
+
+class TabletView(LoginRequiredMixin, TemplateView):
+    """走访记录（平板）: log visits with or without signal, sync them when online."""
+
+    template_name = "orgs/tablet.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        reach = reach_of_request(self.request)
+        if not reach.can("log_events"):
+            raise PermissionDenied("您的角色不能记录走访")
+        logging_reach = access.capability_reach(reach, "log_events")
+        buildings = list(
+            buildings_in_reach(logging_reach)
+            .order_by("code")
+            .values_list("code", "name", "address")[: TABLET_MAX_BUILDINGS + 1]
+        )
+        too_many = len(buildings) > TABLET_MAX_BUILDINGS
+        return {
+            **super().get_context_data(**kwargs),
+            "buildings": [] if too_many else [
+                {"code": code, "label": f"{name} {address}".strip()} for code, name, address in buildings
+            ],
+            "too_many_buildings": too_many,
+            "kinds": [(k, label) for k, label in Visit.Kind.choices if k != Visit.Kind.ENTERPRISE],
+            "queue_key": f"wangge.visits.{self.request.user.pk}",
+        }

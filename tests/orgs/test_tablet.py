@@ -1,0 +1,106 @@
+"""The tablet page (/tablet/): a grid worker logs visits with or without a network, and they reach
+the server through the sync API when the tablet is back online, each exactly once."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from playwright.sync_api import expect
+
+from grid.models import Role, RoleAssignment
+from orgs.models import Visit
+from tests.orgs_factories import GridWorkerFactory
+
+PASSWORD = "tablet-test-2026"
+TABLET = "/tablet/"
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def person(username: str, role: str, **unit):
+    user = get_user_model().objects.create_user(username, password=PASSWORD, is_staff=True)
+    RoleAssignment.objects.create(user=user, role=role, **unit)
+    return user
+
+
+@pytest.mark.django_db
+def test_the_page_needs_a_sign_in_and_a_role_that_logs_visits(space):
+    anonymous = Client().get(TABLET)
+    assert anonymous.status_code == 302 and anonymous["Location"].startswith("/admin/login/?next=/tablet/")
+    leader = Client()
+    leader.force_login(person("lingdao_t", Role.LEADER, street=space.street))
+    assert leader.get(TABLET).status_code == 403
+
+
+@pytest.mark.django_db
+def test_a_worker_picks_from_the_buildings_of_their_own_grid_only(space):
+    worker = Client()
+    worker.force_login(person("wg_t", Role.GRID_WORKER, grid_cell=space.a1))
+    response = worker.get(TABLET)
+    assert response.status_code == 200
+    assert [b["code"] for b in response.context["buildings"]] == [space.house_a1.code]
+    html = response.content.decode()
+    assert "走访记录" in html and space.house_b1.code not in html
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_visits_saved_offline_are_synced_once_online_and_refusals_stay_on_the_tablet(browser_page, space):
+    worker = person("wg_tablet", Role.GRID_WORKER, grid_cell=space.a1)
+    GridWorkerFactory(community=space.a, grid_cells=[space.a1], user=worker)
+    s = browser_page
+    s.admin_login("wg_tablet", PASSWORD, next_path=TABLET)
+    page = s.page
+    assert "走访记录" in page.title()
+    here = space.house_a1.point
+    s.context.grant_permissions(["geolocation"])
+    s.context.set_geolocation({"longitude": here.x, "latitude": here.y, "accuracy": 12})
+
+    s.context.set_offline(True)
+    expect(page.locator("#net")).to_have_text("离线")
+    for kind, building, household in (
+        ("household", space.house_a1.code, "2单元301"),
+        ("other", "", ""),
+        ("building", space.house_b1.code, ""),  # another grid's building: the server refuses it
+    ):
+        page.select_option("select[name=kind]", kind)
+        page.fill("input[name=building]", building)
+        page.fill("input[name=household]", household)
+        page.fill("textarea[name=summary]", "离线记录")
+        page.click("#visit-form button[type=submit]")
+        expect(page.locator("#message")).to_have_text("已保存在本机，待同步。")
+    expect(page.locator("#count")).to_have_text("3")
+    assert Visit.objects.count() == 0
+
+    s.context.set_offline(False)  # the page syncs by itself when the network returns
+    expect(page.locator("#message")).to_contain_text("已保存 2 条", timeout=15_000)
+    expect(page.locator("#count")).to_have_text("1")
+    refused = page.locator("#queue li")
+    expect(refused).to_contain_text("不在您负责的范围内")
+    visits = list(Visit.objects.order_by("kind"))
+    assert [(v.kind, v.reporter_id, v.summary) for v in visits] == [
+        ("household", worker.pk, "离线记录"),
+        ("other", worker.pk, "离线记录"),
+    ]
+    household = visits[0]
+    assert household.building == space.house_a1 and household.household == "2单元301"
+    assert household.accuracy_m == 12 and household.point.distance(here) < 1e-7
+    assert visits[1].grid_cell == space.a1  # placed by its position alone
+
+    # Syncing again sends nothing new; the refused record waits until the worker deletes it.
+    page.click("#sync")
+    expect(page.locator("#message")).to_have_text("没有待同步的记录。")
+    refused.get_by_role("button", name="删除").click()
+    expect(page.locator("#count")).to_have_text("0")
+    assert Visit.objects.count() == 2
+    s.screenshot("tablet.png")
+
+    # Signing out ends the session: the page and the sync API are closed to this browser.
+    with page.expect_navigation():
+        page.click(".signout button")
+    s.goto(TABLET)
+    assert "/admin/login/" in page.url
+    assert s.external_requests() == []
+    assert s.console_errors == []

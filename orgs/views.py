@@ -10,11 +10,13 @@ from typing import Any
 
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.utils import timezone
 from django.views.generic import TemplateView
 
 from grid.access import buildings_in_reach, reach_of_request
 from orgs import access
-from orgs.models import Visit
+from orgs.models import StationContact, StationedCadre, Visit
 
 # Buildings embedded in the page for offline picking; a grid worker's grids hold a few hundred.
 # Beyond this (a street admin's whole street) the worker types the code instead.
@@ -22,7 +24,8 @@ TABLET_MAX_BUILDINGS = 3000
 
 
 class TabletView(LoginRequiredMixin, TemplateView):
-    """走访记录（平板）: log visits with or without signal, sync them when online."""
+    """走访记录（平板）: log visits (and, for a stationed cadre, check-ins and contacts) with or
+    without signal, sync them when online."""
 
     template_name = "orgs/tablet.html"
 
@@ -37,6 +40,13 @@ class TabletView(LoginRequiredMixin, TemplateView):
             .values_list("code", "name", "address")[: TABLET_MAX_BUILDINGS + 1]
         )
         too_many = len(buildings) > TABLET_MAX_BUILDINGS
+        today = timezone.localdate()
+        posting = (
+            StationedCadre.objects.filter(user=self.request.user, period_start__lte=today)
+            .filter(Q(period_end__isnull=True) | Q(period_end__gte=today))
+            .select_related("community")
+            .first()
+        )
         return {
             **super().get_context_data(**kwargs),
             "buildings": [] if too_many else [
@@ -44,5 +54,8 @@ class TabletView(LoginRequiredMixin, TemplateView):
             ],
             "too_many_buildings": too_many,
             "kinds": [(k, label) for k, label in Visit.Kind.choices if k != Visit.Kind.ENTERPRISE],
-            "queue_key": f"wangge.visits.{self.request.user.pk}",
+            "queue_key": f"wangge.events.{self.request.user.pk}",
+            # A stationed cadre also checks in and logs contacts with residents here.
+            "posting": posting,
+            "contact_kind": StationContact.Kind.CONTACT,
         }

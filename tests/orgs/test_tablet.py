@@ -1,14 +1,18 @@
-"""The tablet page (/tablet/): a grid worker logs visits with or without a network, and they reach
-the server through the sync API when the tablet is back online, each exactly once."""
+"""The tablet page (/tablet/): a grid worker logs visits, a stationed cadre check-ins and contacts,
+with or without a network; they reach the server through the sync API when the tablet is back
+online, each exactly once."""
+
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from grid.models import Role, RoleAssignment
-from orgs.models import Visit
-from tests.orgs_factories import GridWorkerFactory
+from orgs.models import StationContact, Visit
+from tests.orgs_factories import GridWorkerFactory, StationedCadreFactory
 
 PASSWORD = "tablet-test-2026"
 TABLET = "/tablet/"
@@ -102,5 +106,45 @@ def test_visits_saved_offline_are_synced_once_online_and_refusals_stay_on_the_ta
         page.click(".signout button")
     s.goto(TABLET)
     assert "/admin/login/" in page.url
+    assert s.external_requests() == []
+    assert s.console_errors == []
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_stationed_cadre_checks_in_and_logs_a_contact_from_the_tablet(browser_page, space):
+    cadre = person("zd_tablet", Role.STATIONED_CADRE, community=space.a)
+    today = timezone.localdate()
+    posting = StationedCadreFactory(
+        community=space.a, user=cadre, period_start=today - timedelta(days=10), period_end=None
+    )
+    s = browser_page
+    s.admin_login("zd_tablet", PASSWORD, next_path=TABLET)
+    page = s.page
+    expect(page.locator("#station h2")).to_contain_text(space.a.name)
+
+    # Without a position a check-in proves nothing: it is not even saved.
+    page.click("#check-in")
+    expect(page.locator("#message")).to_contain_text("无法获取定位")
+    expect(page.locator("#count")).to_have_text("0")
+
+    inside = space.house_a2.point
+    s.context.grant_permissions(["geolocation"])
+    s.context.set_geolocation({"longitude": inside.x, "latitude": inside.y, "accuracy": 8})
+    page.click("#check-in")
+    expect(page.locator("#count")).to_have_text("1")
+    page.fill("#contact-form input[name=contact_name]", "王阿姨")
+    page.fill("#contact-form textarea[name=summary]", "反映楼道照明")
+    page.click("#contact-form button[type=submit]")
+    expect(page.locator("#count")).to_have_text("2")
+
+    page.click("#sync")
+    expect(page.locator("#message")).to_contain_text("已保存 2 条")
+    expect(page.locator("#count")).to_have_text("0")
+    contacts = {c.kind: c for c in StationContact.objects.all()}
+    assert set(contacts) == {"check_in", "contact"}
+    assert all(c.cadre == posting and c.reporter == cadre for c in contacts.values())
+    assert contacts["check_in"].on_site is True
+    assert contacts["contact"].contact_name == "王阿姨"
     assert s.external_requests() == []
     assert s.console_errors == []

@@ -1,4 +1,5 @@
-// The tablet page: visits are saved on the device first and synced when there is a network.
+// The tablet page: visits (and a stationed cadre's check-ins and contacts) are saved on the
+// device first and synced when there is a network.
 //
 // Each record gets its UUID when it is saved, so a sync that is interrupted after the server
 // stored the batch is simply sent again: the server answers "duplicate" for what it already has
@@ -13,8 +14,11 @@
   var list = document.getElementById("queue");
   var message = document.getElementById("message");
   var syncButton = document.getElementById("sync");
-  var KINDS = {};
+  var contactForm = document.getElementById("contact-form");
+  var checkIn = document.getElementById("check-in");
+  var KINDS = { check_in: "驻点签到", contact: "联系群众" };
   Array.prototype.forEach.call(form.elements.kind.options, function (o) { KINDS[o.value] = o.text; });
+  var ENDPOINTS = { visits: "/api/sync/visits/", contacts: "/api/sync/station-contacts/" };
 
   function load() {
     try {
@@ -47,7 +51,7 @@
       var item = entry.item;
       var when = new Date(item.occurred_at).toLocaleString("zh-CN", { hour12: false });
       li.textContent = when + " " + (KINDS[item.kind] || item.kind) + " " + (item.building || "") +
-        " " + (item.household || "") + (item.position ? "（已定位）" : "（无定位）");
+        " " + (item.household || item.contact_name || "") + (item.position ? "（已定位）" : "（无定位）");
       li.dataset.id = item.id;
       if (entry.error) {
         var error = document.createElement("span");
@@ -101,31 +105,79 @@
     });
   }
 
-  form.addEventListener("submit", function (event) {
-    event.preventDefault();
-    var data = new FormData(form);
-    var item = {
-      id: uuid4(),
-      occurred_at: new Date().toISOString(),
-      kind: data.get("kind"),
-      building: String(data.get("building") || "").trim(),
-      household: String(data.get("household") || "").trim(),
-      summary: String(data.get("summary") || "").trim()
-    };
+  // Save one record on the device, with the position when the device gives one. A check-in
+  // without a position proves nothing, so it is not saved at all.
+  function keep(endpoint, item, needsPosition, done) {
+    item.id = uuid4();
+    item.occurred_at = new Date().toISOString();
     locate().then(function (coords) {
       if (coords) {
         item.position = { type: "Point", coordinates: [coords.longitude, coords.latitude] };
         item.crs = "wgs84";
         item.accuracy_m = Math.round(coords.accuracy * 10) / 10;
+      } else if (needsPosition) {
+        message.textContent = "无法获取定位，不能签到；请打开定位后重试。";
+        return;
       }
       var queue = load();
-      queue.push({ item: item });
+      queue.push({ endpoint: endpoint, item: item });
       save(queue);
-      form.reset();
       message.textContent = "已保存在本机，待同步。";
+      if (done) {
+        done();
+      }
       render();
     });
+  }
+
+  function text(data, name) {
+    return String(data.get(name) || "").trim();
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var data = new FormData(form);
+    keep("visits", {
+      kind: data.get("kind"),
+      building: text(data, "building"),
+      household: text(data, "household"),
+      summary: text(data, "summary")
+    }, false, function () { form.reset(); });
   });
+
+  if (checkIn) {
+    checkIn.addEventListener("click", function () {
+      keep("contacts", { kind: "check_in" }, true);
+    });
+  }
+  if (contactForm) {
+    contactForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var data = new FormData(contactForm);
+      keep("contacts", {
+        kind: contactForm.dataset.kind,
+        contact_name: text(data, "contact_name"),
+        building: text(data, "building"),
+        summary: text(data, "summary")
+      }, false, function () { contactForm.reset(); });
+    });
+  }
+
+  function post(endpoint, entries) {
+    return fetch(ENDPOINTS[endpoint], {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": CSRF },
+      body: JSON.stringify({ items: entries.map(function (e) { return e.item; }) })
+    }).then(function (response) {
+      return response.json().then(function (body) {
+        if (!response.ok) {
+          throw new Error(body.message || "请稍后再试");
+        }
+        return body;
+      });
+    });
+  }
 
   function sync() {
     // Refused records wait for the worker (delete, or retry once the cause is fixed).
@@ -136,42 +188,45 @@
     }
     syncButton.disabled = true;
     message.textContent = "正在同步……";
-    fetch("/api/sync/visits/", {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": CSRF },
-      body: JSON.stringify({ items: queue.map(function (e) { return e.item; }) })
-    })
-      .then(function (response) {
-        return response.json().then(function (body) { return { ok: response.ok, body: body }; });
+    var totals = { created: 0, duplicate: 0, rejected: 0 };
+    var results = {};
+    var chain = Promise.resolve();
+    ["visits", "contacts"].forEach(function (endpoint) {
+      var entries = queue.filter(function (e) { return (e.endpoint || "visits") === endpoint; });
+      if (!entries.length) {
+        return;
+      }
+      chain = chain.then(function () {
+        return post(endpoint, entries).then(function (body) {
+          ["created", "duplicate", "rejected"].forEach(function (k) { totals[k] += body[k]; });
+          body.results.forEach(function (r) { results[r.id] = r; });
+        });
+      });
+    });
+    chain
+      .then(function () {
+        message.textContent = "同步完成：已保存 " + totals.created + " 条，此前已保存 " +
+          totals.duplicate + " 条，未能保存 " + totals.rejected + " 条。";
       })
-      .then(function (answer) {
-        if (!answer.ok) {
-          message.textContent = "同步失败：" + (answer.body.message || "请稍后再试");
-          return;
-        }
-        var byId = {};
-        answer.body.results.forEach(function (r) { byId[r.id] = r; });
-        // Keep what the server refused, with its reason; drop what it holds now.
-        var left = load().filter(function (e) {
-          var r = byId[e.item.id];
+      .catch(function (error) {
+        message.textContent = error instanceof TypeError
+          ? "网络不可用，记录仍保存在本机，联网后再同步。"
+          : "同步失败：" + error.message;
+      })
+      .then(function () {
+        // Whatever the server answered for stays answered, even if a later request failed:
+        // keep what it refused, with its reason; drop what it holds now.
+        save(load().filter(function (e) {
+          var r = results[e.item.id];
           if (!r) {
-            return true;  // saved while the request was on its way
+            return true;  // not sent, or saved while the request was on its way
           }
           if (r.status === "rejected") {
             e.error = r.message;
             return true;
           }
           return false;
-        });
-        save(left);
-        message.textContent = "同步完成：已保存 " + answer.body.created + " 条，此前已保存 " +
-          answer.body.duplicate + " 条，未能保存 " + answer.body.rejected + " 条。";
-      })
-      .catch(function () {
-        message.textContent = "网络不可用，记录仍保存在本机，联网后再同步。";
-      })
-      .then(function () {
+        }));
         syncButton.disabled = false;
         render();
       });

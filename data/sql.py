@@ -19,7 +19,7 @@ from django.db import connection
 from django.db.backends.utils import CursorWrapper
 
 from grid.models import Building, Community, GridBoundary, GridBoundaryPart, GridCell, ServiceCentre, Street
-from grid.sql import copy_rows
+from grid.sql import cell_on_day_sql, community_at_sql, copy_rows
 from orgs.models import (
     Cadre,
     CommitteeSeat,
@@ -668,9 +668,9 @@ def delete_stale_events(*, managed_street_codes: list[str], reporter_id: int) ->
 def _located_insert(*, p: str, table: str, columns: str, values: str) -> str:
     """INSERT … SELECT of staged events, `p` being the staged rows with building_id, place and day.
 
-    The grid cell is the one holding the place on the event's day, found over the subdivided
-    boundary parts as orgs.sql.places_on_days does for a synced batch (lowest code on a shared
-    edge), with the community covering the place as fallback for a place in no grid cell. For
+    The grid cell is the one holding the place on the event's day (grid.sql.cell_on_day_sql, as
+    for a synced batch), with the community covering the place as fallback for a place in no grid
+    cell (grid.sql.community_at_sql). For
     events at a building the lookup runs once per building over all its boundary versions and
     each event then takes the version valid on its day: buildings are visited several times, and
     at district scale that saves a third of ~100,000 point-in-polygon tests. Rows are inserted
@@ -690,27 +690,15 @@ def _located_insert(*, p: str, table: str, columns: str, values: str) -> str:
                    COALESCE(l.community_id, cell.community_id) AS cell_community_id
             FROM p
             LEFT JOIN located l ON l.building_id = p.building_id AND l.valid @> p.day
-            LEFT JOIN LATERAL (
-                SELECT gb.cell_id, c.community_id
-                FROM "{PART}" pt
-                JOIN "{BOUNDARY}" gb ON gb.id = pt.boundary_id
-                JOIN "{CELL}" c ON c.id = gb.cell_id
-                WHERE p.building_id IS NULL AND ST_Covers(pt.geom, p.place) AND gb.valid @> p.day
-                ORDER BY c.code
-                LIMIT 1
-            ) cell ON true
+            LEFT JOIN LATERAL ({cell_on_day_sql(point="p.place", day="p.day", guard="p.building_id IS NULL")}) cell
+                ON true
             ORDER BY p.id, l.code
         )
         INSERT INTO "{table}" ({columns}, occurred_at, received_at, reporter_id, point, place, grid_cell_id)
         SELECT {values}, (q.day + make_interval(mins => q.minute)) AT TIME ZONE %(tz)s, now(), %(reporter)s,
                q.point, q.place, q.cell_id
         FROM q
-        LEFT JOIN LATERAL (
-            SELECT cm.id FROM "{COMMUNITY}" cm
-            WHERE q.cell_id IS NULL AND ST_Covers(cm.geom, q.place)
-            ORDER BY cm.code
-            LIMIT 1
-        ) com ON true
+        LEFT JOIN LATERAL ({community_at_sql(point="q.place", guard="q.cell_id IS NULL")}) com ON true
         ORDER BY q.building_code, q.day, q.minute
         ON CONFLICT (id) DO NOTHING
         RETURNING community_id"""

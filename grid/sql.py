@@ -193,24 +193,49 @@ def assign_buildings_to_grids(community_ids: Sequence[int] | None) -> int:
         return cursor.rowcount
 
 
+def cell_on_day_sql(*, point: str, day: str, guard: str = "true") -> str:
+    """A subquery for a LATERAL join: `cell_id`, `community_id` and `code` of the grid cell whose
+    boundary version in force on `day` covers `point` (SQL expressions of the outer query).
+
+    The one statement of "which grid held this point that day" that every path uses: the single
+    lookup below, a synced batch of events (orgs.sql) and the demo's events (data.sql). ST_Covers
+    on the subdivided parts, so a point on an edge still belongs somewhere; on a shared edge the
+    lower code wins, so the answer is stable. `guard` skips the lookup for rows that do not need
+    it (a one-time filter, not a join condition, so no geometry is tested for them). Its own
+    aliases are prefixed (cod_) so they never shadow the outer query's.
+    """
+    return f"""
+        SELECT cod_b.cell_id, cod_c.community_id, cod_c.code
+        FROM "{PART}" cod_p
+        JOIN "{BOUNDARY}" cod_b ON cod_b.id = cod_p.boundary_id
+        JOIN "{CELL}" cod_c ON cod_c.id = cod_b.cell_id
+        WHERE ({guard}) AND ST_Covers(cod_p.geom, {point}) AND cod_b.valid @> {day}
+        ORDER BY cod_c.code
+        LIMIT 1
+    """  # noqa: S608 - table names from models, expressions from code
+
+
+def community_at_sql(*, point: str, guard: str = "true") -> str:
+    """A subquery for a LATERAL join: `id` and `street_id` of the community covering `point`
+    (lowest code on a shared edge): the fallback for a place in no grid cell."""
+    return f"""
+        SELECT ca_c.id, ca_c.street_id FROM "{COMMUNITY}" ca_c
+        WHERE ({guard}) AND ST_Covers(ca_c.geom, {point})
+        ORDER BY ca_c.code
+        LIMIT 1
+    """  # noqa: S608 - table names from models, expressions from code
+
+
 def grid_cell_id_at(*, lon: float, lat: float, on_date: date) -> int | None:
     """The id of the grid cell whose boundary version in force on `on_date` covers the point.
 
     Raw because this is the hot path of every geotagged event: the ORM form of the same lookup
     (four joined models, GEOS adaptation, model instances) measured 4.6 ms a call against 0.8 ms
-    for this two-table statement (BENCHMARKS.md). On a shared edge the lower code wins.
+    for this two-table statement (BENCHMARKS.md).
     """
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""
-            SELECT gb.cell_id
-            FROM "{PART}" p
-            JOIN "{BOUNDARY}" gb ON gb.id = p.boundary_id
-            JOIN "{CELL}" c ON c.id = gb.cell_id
-            WHERE ST_Covers(p.geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326)) AND gb.valid @> %s::date
-            ORDER BY c.code
-            LIMIT 1
-            """,  # noqa: S608 - table names from models
+            cell_on_day_sql(point="ST_SetSRID(ST_MakePoint(%s, %s), 4326)", day="%s::date"),
             [lon, lat, on_date],
         )
         row = cursor.fetchone()

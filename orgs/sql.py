@@ -21,7 +21,8 @@ from typing import Any
 
 from django.db import connection
 
-from grid.models import Building, Community, GridBoundary, GridBoundaryPart, GridCell, Street
+from grid.models import Building, Community, GridCell, Street
+from grid.sql import cell_on_day_sql, community_at_sql
 from orgs.models import (
     ALLOWED_PARENT_KINDS,
     Cadre,
@@ -38,13 +39,10 @@ MEMBER = PartyMember._meta.db_table
 ENTERPRISE = Enterprise._meta.db_table
 COMMUNITY = Community._meta.db_table
 CELL = GridCell._meta.db_table
-BOUNDARY = GridBoundary._meta.db_table
-PART = GridBoundaryPart._meta.db_table
 CONTACT = StationContact._meta.db_table
 STREET = Street._meta.db_table
 BUILDING = Building._meta.db_table
 ORG_BLD = PartyOrganisation.buildings.through._meta.db_table
-ENT = ENTERPRISE
 CADRE = Cadre._meta.db_table
 WORKER = GridWorker._meta.db_table
 WORKER_CELL = GridWorker.grid_cells.through._meta.db_table
@@ -182,8 +180,7 @@ def places_on_days(
 ) -> dict[int, tuple[int | None, int | None, int | None]]:
     """For each (key, lon, lat, day): (grid cell, community, street) holding the point that day.
 
-    One statement for a whole batch (a LATERAL lookup per point over the subdivided boundary
-    parts, as grid.sql.grid_cell_id_at does for one point). A point in no grid cell that day still
+    One statement for a whole batch (grid.sql's lookup, LATERAL per point). A point in no grid cell that day still
     gets the community covering it, so an event in a community's ungridded corner is not lost.
     """
     rows = [{"key": k, "lon": lon, "lat": lat, "day": d.isoformat()} for k, lon, lat, d in places]
@@ -197,24 +194,11 @@ def places_on_days(
                 FROM jsonb_to_recordset(%s::jsonb) AS i(key int, lon float8, lat float8, day date)
             )
             SELECT item.key, cell.cell_id,
-                   COALESCE(cell.community_id, com.id), COALESCE(cell.street_id, com.street_id)
+                   COALESCE(cell.community_id, com.id), COALESCE(cm.street_id, com.street_id)
             FROM item
-            LEFT JOIN LATERAL (
-                SELECT gb.cell_id, c.community_id, cm.street_id
-                FROM "{PART}" p
-                JOIN "{BOUNDARY}" gb ON gb.id = p.boundary_id
-                JOIN "{CELL}" c ON c.id = gb.cell_id
-                JOIN "{COMMUNITY}" cm ON cm.id = c.community_id
-                WHERE ST_Covers(p.geom, item.pt) AND gb.valid @> item.day
-                ORDER BY c.code
-                LIMIT 1
-            ) cell ON true
-            LEFT JOIN LATERAL (
-                SELECT cm.id, cm.street_id FROM "{COMMUNITY}" cm
-                WHERE cell.cell_id IS NULL AND ST_Covers(cm.geom, item.pt)
-                ORDER BY cm.code
-                LIMIT 1
-            ) com ON true
+            LEFT JOIN LATERAL ({cell_on_day_sql(point="item.pt", day="item.day")}) cell ON true
+            LEFT JOIN "{COMMUNITY}" cm ON cm.id = cell.community_id
+            LEFT JOIN LATERAL ({community_at_sql(point="item.pt", guard="cell.cell_id IS NULL")}) com ON true
             """,  # noqa: S608 - table names from models; values are parameters
             [json.dumps(rows)],
         )
@@ -345,7 +329,7 @@ def org_tree_violations(*, street_codes: Sequence[str]) -> dict[str, int]:
             SELECT count(*) FROM "{ORG}" o WHERE o.id IN ({_S_ORGS}) AND o.kind = 'building_group'
               AND NOT EXISTS (SELECT 1 FROM "{ORG_BLD}" x WHERE x.partyorganisation_id = o.id)""",  # noqa: S608 - names from models, kinds from code; values are parameters
         "premises_outside": f"""
-            SELECT count(*) FROM "{ORG}" o JOIN "{ORG}" p ON p.id = o.parent_id JOIN "{ENT}" e ON e.id = o.premises_id
+            SELECT count(*) FROM "{ORG}" o JOIN "{ORG}" p ON p.id = o.parent_id JOIN "{ENTERPRISE}" e ON e.id = o.premises_id
             LEFT JOIN "{COMMUNITY}" c ON c.id = e.community_id
             WHERE o.id IN ({_S_ORGS}) AND (c.street_id IS DISTINCT FROM o.street_id
               OR (p.kind = 'community_org' AND e.community_id IS DISTINCT FROM p.community_id))""",  # noqa: S608 - names from models, kinds from code; values are parameters
@@ -354,7 +338,7 @@ def org_tree_violations(*, street_codes: Sequence[str]) -> dict[str, int]:
             WHERE o.id IN ({_S_ORGS}) AND o.kind IN ('resident_unit_org', 'joint_branch')
               AND p.kind = 'community_org' AND o.community_id IS NOT NULL AND o.community_id <> p.community_id""",  # noqa: S608 - names from models, kinds from code; values are parameters
         "enterprise_links_street": f"""
-            SELECT count(*) FROM "{ENT}" e JOIN "{COMMUNITY}" c ON c.id = e.community_id
+            SELECT count(*) FROM "{ENTERPRISE}" e JOIN "{COMMUNITY}" c ON c.id = e.community_id
             LEFT JOIN "{ORG}" j ON j.id = e.covering_joint_branch_id LEFT JOIN "{CADRE}" i ON i.id = e.instructor_id
             WHERE c.street_id IN ({_S_STREETS}) AND ((j.id IS NOT NULL AND (j.kind <> 'joint_branch'
               OR j.street_id <> c.street_id)) OR (i.id IS NOT NULL AND i.street_id <> c.street_id))""",  # noqa: S608 - names from models, kinds from code; values are parameters

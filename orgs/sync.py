@@ -141,6 +141,7 @@ class _Pending:
 
     item: EventItem
     lon: float | None = None  # WGS-84 of the captured position
+    crs: str = ""  # its coordinate system as declared, in canonical form
     lat: float | None = None
     place_lon: float | None = None  # where it counts
     place_lat: float | None = None
@@ -196,7 +197,7 @@ def _convert_position(pending: _Pending) -> ItemResult | None:
             "coords_outside_china",
             f"定位 ({position.lon}, {position.lat}) 不在中国境内，请检查坐标系或经纬度是否写反",
         )
-    pending.lon, pending.lat = float(lon), float(lat)
+    pending.lon, pending.lat, pending.crs = float(lon), float(lat), crs
     return None
 
 
@@ -301,7 +302,7 @@ def _store(
             "reporter_name": reporter_name,
             "captured_lon": p.item.position.lon if p.item.position else None,
             "captured_lat": p.item.position.lat if p.item.position else None,
-            "captured_crs": coords.parse_crs(p.item.position.crs) if p.item.position else "",
+            "captured_crs": p.crs,
             "accuracy_m": p.item.position.accuracy_m if p.item.position else None,
             "lon": p.lon,
             "lat": p.lat,
@@ -400,7 +401,7 @@ def _sync(
 
     with transaction.atomic():
         steps = (
-            lambda ps: prepare(ps),
+            prepare,
             lambda ps: _resolve_buildings(reach, ps),
             lambda ps: _resolve_places(reach, ps),
         )

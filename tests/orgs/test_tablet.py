@@ -137,6 +137,7 @@ def test_a_stationed_cadre_checks_in_and_logs_a_contact_from_the_tablet(browser_
     page.fill("#contact-form textarea[name=summary]", "反映楼道照明")
     page.click("#contact-form button[type=submit]")
     expect(page.locator("#count")).to_have_text("2")
+    s.screenshot("tablet_cadre.png")
 
     page.click("#sync")
     expect(page.locator("#message")).to_contain_text("已保存 2 条")

@@ -140,6 +140,8 @@ def _stage(space: DemoSpace) -> None:
 @transaction.atomic
 def _write(space: DemoSpace, orgs: DemoOrgs, events: DemoEvents,
            clock: _Clock) -> tuple[dict[str, dict[str, int]], object, DemoSpaceIds]:
+    # First, before any join over them: statistics that stay true for the whole build.
+    demo_sql.hold_statistics()
     _stage(space)
     demo_orgs.orgs_stage(orgs)
     clock("暂存到临时表（COPY，个人信息加密）")
@@ -178,8 +180,7 @@ def _write(space: DemoSpace, orgs: DemoOrgs, events: DemoEvents,
     if touched:
         grid_sql.bump_data_versions(sorted(touched))
     # The organisation and event stages join what was just written; see demo_sql.analyze.
-    demo_sql.analyze([demo_sql.STREET, demo_sql.COMMUNITY, demo_sql.CELL, demo_sql.BUILDING, demo_sql.BOUNDARY,
-                      demo_sql.PART])
+    demo_sql.analyze(demo_sql.SPACE_TABLES)
 
     ids = DemoSpaceIds(
         street_ids=demo_sql.ids_by_code(demo_sql.STREET, [s.code for s in space.streets]),
@@ -198,6 +199,8 @@ def _write(space: DemoSpace, orgs: DemoOrgs, events: DemoEvents,
     updated |= org_updated
     clock(f"写入党组织 {len(orgs.orgs)} 个、党员 {len(orgs.members)} 名、两新组织、网格员、驻点干部")
 
+    # The event insert joins workers, cadres and enterprises just written.
+    demo_sql.analyze(demo_sql.ORG_TABLES)
     tz = settings.TIME_ZONE
     created["visits"], visit_comms = demo_sql.insert_visits(reporter_id=reporter, time_zone=tz)
     created["station_contacts"], contact_comms = demo_sql.insert_contacts(reporter_id=reporter, time_zone=tz)

@@ -271,10 +271,19 @@ _S_COMMS = f'SELECT id FROM "{COMMUNITY}" WHERE street_id IN ({_S_STREETS})'
 _S_BLDS = f'SELECT id FROM "{BUILDING}" WHERE community_id IN ({_S_COMMS})'
 _S_ORGS = f'SELECT id FROM "{ORG}" WHERE street_id IN ({_S_STREETS})'
 _S_CADRES = f'SELECT id FROM "{CADRE}" WHERE street_id IN ({_S_STREETS})'
-_S_ENTS = (f'SELECT id FROM "{ENT}" WHERE community_id IN ({_S_COMMS}) OR building_id IN ({_S_BLDS}) '
-           f"OR covering_joint_branch_id IN ({_S_ORGS}) OR instructor_id IN ({_S_CADRES})")
-_S_MEMBERS = (f'SELECT id FROM "{MEMBER}" WHERE organisation_id IN ({_S_ORGS}) OR residence_building_id IN ({_S_BLDS}) '
-              f"OR reported_community_id IN ({_S_COMMS}) OR work_enterprise_id IN ({_S_ENTS})")
+# A UNION of semi-joins, never `a IN (…) OR b IN (…)`: an OR of subqueries plans as a SubPlan
+# per row, which is hashed only while the planner believes the ids fit in work_mem. With 94,000
+# buildings, or with statistics that say "empty" while the transaction holds thousands of rows
+# (see hold_statistics), it becomes a rescan per row: quadratic, once measured as a CI run that
+# never ended.
+_S_ENTS = (f'SELECT id FROM "{ENT}" WHERE community_id IN ({_S_COMMS}) '
+           f'UNION SELECT id FROM "{ENT}" WHERE building_id IN ({_S_BLDS}) '
+           f'UNION SELECT id FROM "{ENT}" WHERE covering_joint_branch_id IN ({_S_ORGS}) '
+           f'UNION SELECT id FROM "{ENT}" WHERE instructor_id IN ({_S_CADRES})')
+_S_MEMBERS = (f'SELECT id FROM "{MEMBER}" WHERE organisation_id IN ({_S_ORGS}) '
+              f'UNION SELECT id FROM "{MEMBER}" WHERE residence_building_id IN ({_S_BLDS}) '
+              f'UNION SELECT id FROM "{MEMBER}" WHERE reported_community_id IN ({_S_COMMS}) '
+              f'UNION SELECT id FROM "{MEMBER}" WHERE work_enterprise_id IN ({_S_ENTS})')
 
 
 def member_hashes_in_db(id_hashes: list[str]) -> dict[str, str | None]:
@@ -437,6 +446,22 @@ def insert_org_buildings() -> int:
         SELECT o.id, b.id FROM demo_org_bld_stage s
         JOIN "{ORG}" o ON o.code = s.org_code JOIN "{BUILDING}" b ON b.code = s.building_code
         ON CONFLICT DO NOTHING""")
+
+
+def hold_statistics() -> None:
+    """Keep autovacuum from re-analysing the build's tables until this transaction ends, then
+    analyse them as they are now.
+
+    Autovacuum cannot see this transaction's rows: analysing a table mid-build, it writes "empty"
+    (or a smaller data set's counts) into pg_class, in place, over what analyze() just measured,
+    and every later join picks nested loops over thousands of rows it believes are one. After a
+    rolled-back build (a failed run, or a test) the dead rows invite exactly that. Autovacuum
+    skips a table whose SHARE UPDATE EXCLUSIVE lock it cannot take; readers and writers (row
+    locks) are not blocked by it, only VACUUM, ANALYZE and index builds of other sessions."""
+    tables = BUILD_TABLES
+    with connection.cursor() as cursor:
+        cursor.execute("LOCK TABLE " + ", ".join(f'"{t}"' for t in tables) + " IN SHARE UPDATE EXCLUSIVE MODE")
+    analyze(tables)
 
 
 def analyze(tables: Sequence[str]) -> None:
@@ -603,6 +628,12 @@ def upsert_ratings() -> tuple[int, int]:
 VISIT = Visit._meta.db_table
 CONTACT = StationContact._meta.db_table
 
+SPACE_TABLES = (STREET, COMMUNITY, CELL, BUILDING, BOUNDARY, PART, CENTRE)
+ORG_TABLES = (ORG, ORG_BLD, MEMBER, ENT, CADRE, WORKER, WORKER_CELL, STATIONED, SEAT, SEAT_COMM, RECT, RATING)
+EVENT_TABLES = (VISIT, CONTACT)
+# Every table a build writes (see hold_statistics).
+BUILD_TABLES = SPACE_TABLES + ORG_TABLES + EVENT_TABLES
+
 
 def _event_stage(subject: dict[str, str]) -> str:
     """Columns of an event stage. The payload hash is computed by the stage itself from every
@@ -656,8 +687,10 @@ def delete_stale_events(*, managed_street_codes: list[str], reporter_id: int) ->
                 RETURNING e.community_id""", {"codes": managed_street_codes, "reporter": reporter_id})
             rows = cursor.fetchall()
             cursor.execute(f"""
-                DELETE FROM "{table}" e WHERE e.community_id IN ({_GONE_COMMS}) OR e.grid_cell_id IN ({_GONE_CELLS})
-                  OR e.{gone[table]}
+                DELETE FROM "{table}" e WHERE e.id IN (
+                  SELECT id FROM "{table}" WHERE community_id IN ({_GONE_COMMS})
+                  UNION SELECT id FROM "{table}" WHERE grid_cell_id IN ({_GONE_CELLS})
+                  UNION SELECT id FROM "{table}" WHERE {gone[table]})
                 RETURNING e.community_id""", {"codes": managed_street_codes})
             rows += cursor.fetchall()
             counts[name] = len(rows)

@@ -8,8 +8,10 @@ import hashlib
 import json
 from pathlib import Path
 
+import psycopg
 import pytest
 import shapely
+from django.conf import settings
 from django.db import connection, transaction
 
 from data import demo_space
@@ -180,3 +182,25 @@ def test_a_broken_partition_is_refused_before_anything_is_written(demo, monkeypa
     with pytest.raises(DemoGeometryError):
         demo_build(scale="demo", seed=SEED)
     assert (Street.objects.count(), GridCell.objects.count(), Building.objects.count(), _building_md5()) == before
+
+
+def test_no_other_session_can_replace_the_builds_statistics_while_it_runs(demo):
+    """Autovacuum cannot see a build's uncommitted rows: analysing mid-build it would write
+    "empty" over the build's own statistics and turn every later join into nested loops over
+    thousands of rows (a CI run once hung on it). The build holds the lock that ANALYZE needs, so
+    autovacuum skips its tables; other sessions still read and write rows."""
+    db = settings.DATABASES["default"]
+    other = psycopg.connect(host=db["HOST"], port=db["PORT"], dbname=db["NAME"], user=db["USER"],
+                            password=db["PASSWORD"], autocommit=True)
+    try:
+        other.execute("SET lock_timeout = '300ms'")
+        for table in ("grid_building", "orgs_partymember", "orgs_visit"):
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                other.execute(f'ANALYZE "{table}"')
+        # Reading is not blocked (the build's rows are not visible outside its transaction).
+        assert other.execute("SELECT count(*) FROM grid_building").fetchone()[0] == 0
+    finally:
+        other.close()
+    # The statistics the planner uses are this transaction's rows, not autovacuum's "empty".
+    reltuples = _rows("SELECT reltuples FROM pg_class WHERE relname = 'grid_building'")[0][0]
+    assert reltuples == Building.objects.count()

@@ -5,7 +5,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from ops.auth_api import TokenObtainApi, TokenRevokeApi
-from orgs.views import TabletView
+from orgs.views import TabletServiceWorkerView, TabletView
 
 admin.site.site_header = "网格通 · 街道网格化管理"
 admin.site.site_title = "网格通"
@@ -28,6 +28,7 @@ urlpatterns = [
     path("favicon.ico", FaviconRedirect.as_view()),
     path("admin/", admin.site.urls),
     path("tablet/", TabletView.as_view(), name="tablet"),
+    path("tablet/sw.js", TabletServiceWorkerView.as_view(), name="tablet-sw"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/auth/token/", TokenObtainApi.as_view(), name="auth-token"),

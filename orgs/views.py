@@ -1,4 +1,5 @@
-"""Pages of orgs for people (the admin aside): the tablet page where workers log visits.
+"""Pages of orgs for people (the admin aside): the tablet page where workers log visits, and its
+service worker.
 
 Thin: the page embeds what the worker may pick offline (the buildings of their logging reach) and
 hands everything else to the sync API (orgs/event_apis.py), which checks each record again.
@@ -6,11 +7,15 @@ hands everything else to the sync API (orgs/event_apis.py), which checks each re
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
+from django.templatetags.static import static
+from django.urls import reverse
 from django.utils import timezone
 from django.views.generic import TemplateView
 
@@ -59,3 +64,27 @@ class TabletView(LoginRequiredMixin, TemplateView):
             "posting": posting,
             "contact_kind": StationContact.Kind.CONTACT,
         }
+
+
+class TabletServiceWorkerView(TemplateView):
+    """The tablet page's service worker (orgs/templates/orgs/tablet-sw.js), served from the page's
+    own path so that its scope covers /tablet/. Public: it holds no data, only where the page and
+    its static files are, and browsers fetch it again to look for updates without a session."""
+
+    template_name = "orgs/tablet-sw.js"
+    content_type = "text/javascript; charset=utf-8"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        assets = [static("orgs/tablet.js"), static("orgs/tablet.css")]
+        return {
+            "page_url": reverse("tablet"),
+            "assets": json.dumps(assets),
+            # Hashed static names change with their content: a deployment gets a fresh cache.
+            "version": hashlib.sha256("|".join(assets).encode()).hexdigest()[:12],
+        }
+
+    def render_to_response(self, context: dict[str, Any], **response_kwargs: Any) -> Any:
+        response = super().render_to_response(context, **response_kwargs)
+        # Browsers cap a worker's HTTP caching at a day anyway; always asking keeps updates prompt.
+        response["Cache-Control"] = "no-cache"
+        return response

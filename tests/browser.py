@@ -92,13 +92,19 @@ class BrowserSession:
 
 
 @contextmanager
-def browser_session(browser: Browser, *, base_url: str, locale: str = "zh-CN") -> Iterator[BrowserSession]:
+def browser_session(
+    browser: Browser, *, base_url: str, locale: str = "zh-CN", service_workers: str = "block"
+) -> Iterator[BrowserSession]:
+    """Service workers are blocked unless a test is about one: requests a worker answers from its
+    cache never reach the route guard below, and the worker's own fetches need Playwright's
+    experimental flag to be seen. Pages that register one are same-origin only (checked in
+    their tests by what the worker's script fetches)."""
     context = browser.new_context(
         locale=locale,
         timezone_id="Asia/Shanghai",
         viewport={"width": 1280, "height": 900},
         extra_http_headers={"Accept-Language": "zh-CN,zh;q=0.9"},
-        service_workers="block",
+        service_workers=service_workers,
     )
     context.set_default_timeout(15_000)
     page = context.new_page()

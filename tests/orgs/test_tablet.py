@@ -2,16 +2,21 @@
 with or without a network; they reach the server through the sync API when the tablet is back
 online, each exactly once."""
 
+import json
+import re
+import time
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.templatetags.static import static
 from django.test import Client
 from django.utils import timezone
 from playwright.sync_api import expect
 
 from grid.models import Role, RoleAssignment
 from orgs.models import StationContact, Visit
+from tests.browser import browser_session
 from tests.orgs_factories import GridWorkerFactory, StationedCadreFactory
 
 PASSWORD = "tablet-test-2026"
@@ -149,3 +154,73 @@ def test_a_stationed_cadre_checks_in_and_logs_a_contact_from_the_tablet(browser_
     assert contacts["contact"].contact_name == "王阿姨"
     assert s.external_requests() == []
     assert s.console_errors == []
+
+
+def test_the_service_worker_is_public_uncached_and_names_only_this_sites_files():
+    # Browsers fetch the worker again without a session to look for updates: it must not need one.
+    response = Client().get("/tablet/sw.js")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/javascript")
+    assert response["Cache-Control"] == "no-cache"
+    body = response.content.decode()
+    assets = json.loads(re.search(r"var ASSETS = (\[.*?\]);", body).group(1))
+    assert assets == [static("orgs/tablet.js"), static("orgs/tablet.css")]
+    assert 'var PAGE = "/tablet/";' in body
+    assert "http://" not in body and "https://" not in body
+
+
+def _wait_for(page, script: str, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if page.evaluate(script):
+            return
+        page.wait_for_timeout(200)
+    raise AssertionError(f"not true within {timeout} s: {script}")
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_page_opens_without_a_network_once_opened_with_one_and_forgets_it_on_sign_out(
+    browser, live_server, space
+):
+    worker = person("wg_offline", Role.GRID_WORKER, grid_cell=space.a1)
+    GridWorkerFactory(community=space.a, grid_cells=[space.a1], user=worker)
+    with browser_session(browser, base_url=live_server.url, service_workers="allow") as s:
+        s.admin_login("wg_offline", PASSWORD, next_path=TABLET)
+        page = s.page
+        # The worker installs and keeps the signed-in page (not the sign-in form it came from).
+        _wait_for(page, "async () => { const r = await caches.match('/tablet/');"
+                        " return !!r && (await r.text()).includes('wg_offline'); }")
+
+        # The next morning, no signal: the page still opens, with the buildings to pick from.
+        s.context.set_offline(True)
+        page.reload(wait_until="load")
+        expect(page.locator("h1")).to_have_text("走访记录")
+        expect(page.locator("#net")).to_have_text("离线")
+        expect(page.locator(f'#buildings option[value="{space.house_a1.code}"]')).to_have_count(1)
+        page.select_option("select[name=kind]", "household")
+        page.fill("input[name=building]", space.house_a1.code)
+        page.fill("textarea[name=summary]", "无信号时记录")
+        page.click("#visit-form button[type=submit]")
+        expect(page.locator("#count")).to_have_text("1")
+        assert Visit.objects.count() == 0
+
+        # Signal again: the record reaches the server once, from the page opened offline.
+        s.context.set_offline(False)
+        expect(page.locator("#message")).to_contain_text("已保存 1 条", timeout=15_000)
+        visit = Visit.objects.get()
+        assert visit.reporter == worker and visit.building == space.house_a1
+
+        assert s.console_errors == []
+
+        # Signing out forgets the cached page: offline, the tablet shows nobody's page.
+        with page.expect_navigation():
+            page.click(".signout button")
+        assert page.evaluate("async () => (await caches.keys()).filter(n => n.startsWith('wangge-tablet-'))") == []
+        s.context.set_offline(True)
+        s.goto(TABLET)
+        expect(page.locator("h1")).to_have_text("暂时无法打开走访记录")
+        assert "wg_offline" not in page.content()
+        assert s.external_requests() == []
+        # The worker answers that page with 503 (it is not the page asked for); Chromium logs it.
+        assert len(s.console_errors) == 1 and "503" in s.console_errors[0]

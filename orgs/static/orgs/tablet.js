@@ -232,6 +232,29 @@
       });
   }
 
+  // The page opens without a network once it has been opened with one (tablet-sw.js). Service
+  // workers need a secure context (https, or this machine): on a plain-http intranet the page
+  // still works, it just needs signal to open.
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register(document.body.dataset.serviceWorker, { scope: document.body.dataset.scope })
+      .catch(function () { /* the page works without it */ });
+  }
+
+  // Signing out forgets the cached page (a shared tablet shows the next person nothing of this
+  // one's); the queue of unsynced records stays, under this account's key, until it signs in again.
+  var signout = document.getElementById("signout");
+  signout.addEventListener("submit", function (event) {
+    if (!window.caches) {
+      return;
+    }
+    event.preventDefault();
+    var done = function () { signout.submit(); };
+    caches.keys().then(function (names) {
+      return Promise.all(names.filter(function (n) { return n.indexOf("wangge-tablet-") === 0; })
+        .map(function (n) { return caches.delete(n); }));
+    }).then(done, done);
+  });
+
   syncButton.addEventListener("click", sync);
   window.addEventListener("online", function () { showNetwork(); sync(); });
   window.addEventListener("offline", showNetwork);

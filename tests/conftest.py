@@ -10,12 +10,16 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
-    """Mark the test database so transactional tests may TRUNCATE the append-only audit log."""
+    """Mark the test database so transactional tests may TRUNCATE the append-only audit log, and
+    bound every statement: the slowest legitimate one here takes seconds, so a plan gone quadratic
+    or a lock never granted fails its test with the statement in the traceback after five
+    minutes, instead of stalling the whole CI run until its time limit (it happened once)."""
     with django_db_blocker.unblock():
         name = connection.settings_dict["NAME"]
         assert name.startswith("test_"), name
         with connection.cursor() as cursor:
             cursor.execute(f'ALTER DATABASE "{name}" SET wangge.audit_truncate_allowed = \'on\'')
+            cursor.execute(f'ALTER DATABASE "{name}" SET statement_timeout = \'300s\'')
         connections.close_all()
     yield
 

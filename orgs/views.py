@@ -75,7 +75,7 @@ class TabletServiceWorkerView(TemplateView):
     content_type = "text/javascript; charset=utf-8"
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        assets = [static("orgs/tablet.js"), static("orgs/tablet.css")]
+        assets = [static("orgs/tablet.js"), static("orgs/tablet.css"), static("favicon.svg")]
         return {
             "page_url": reverse("tablet"),
             "assets": json.dumps(assets),

@@ -164,7 +164,7 @@ def test_the_service_worker_is_public_uncached_and_names_only_this_sites_files()
     assert response["Cache-Control"] == "no-cache"
     body = response.content.decode()
     assets = json.loads(re.search(r"var ASSETS = (\[.*?\]);", body).group(1))
-    assert assets == [static("orgs/tablet.js"), static("orgs/tablet.css")]
+    assert assets == [static("orgs/tablet.js"), static("orgs/tablet.css"), static("favicon.svg")]
     assert 'var PAGE = "/tablet/";' in body
     assert "http://" not in body and "https://" not in body
 

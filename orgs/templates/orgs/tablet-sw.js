@@ -1,7 +1,7 @@
 // Service worker of the tablet page (/tablet/): the page opens without a network.
 //
 // A grid worker often starts the day where there is no signal. The page itself (with the
-// buildings the worker may pick) and its two static files are kept in the browser's cache: the
+// buildings the worker may pick) and its static files (script, style, icon) are kept in the browser's cache: the
 // page is fetched from the server whenever there is a network and served from the cache when
 // there is not. Everything else (the sync API) goes to the network untouched: records wait in
 // the page's own queue (tablet.js), never in this worker.

@@ -28,12 +28,15 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from grid.coords import CoordinatesOutOfRange, UnknownCRS
 from grid.errors import GridError
+from ops.authentication import CsrfFailed
 
 # Deeper than any document this API accepts (an org with a list of building codes is depth 2);
 # the limit keeps a body of "[[[[…" from exhausting Python's recursion limit inside json.
 MAX_JSON_DEPTH = 32
 
 _CODES: dict[type[exceptions.APIException], tuple[str, str]] = {
+    # Before PermissionDenied, its base class: the first match wins.
+    CsrfFailed: ("csrf_failed", "页面已过期，请刷新页面后重试"),
     exceptions.NotAuthenticated: ("not_authenticated", "请先登录"),
     exceptions.AuthenticationFailed: ("authentication_failed", "用户名或密码错误"),
     exceptions.PermissionDenied: ("permission_denied", "没有权限执行此操作"),

@@ -195,7 +195,7 @@ REST_FRAMEWORK = {
         # device. First in the list so that a missing or revoked token answers 401 with
         # WWW-Authenticate: Token, not 403.
         "rest_framework.authentication.TokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "ops.authentication.SessionCsrfAuthentication",
         "rest_framework.authentication.BasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

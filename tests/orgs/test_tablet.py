@@ -205,8 +205,18 @@ def test_the_page_opens_without_a_network_once_opened_with_one_and_forgets_it_on
         expect(page.locator("#count")).to_have_text("1")
         assert Visit.objects.count() == 0
 
-        # Signal again: the record reaches the server once, from the page opened offline.
+        # Signal again, but the browser lost its CSRF cookie meanwhile (the kept page's token no
+        # longer matches): the worker is told to refresh, and the record stays on the device.
+        s.context.clear_cookies(name="csrftoken")
         s.context.set_offline(False)
+        expect(page.locator("#message")).to_contain_text("页面已过期，请刷新页面后再同步", timeout=15_000)
+        expect(page.locator("#count")).to_have_text("1")
+        assert Visit.objects.count() == 0
+        assert len(s.console_errors) == 1 and "403" in s.console_errors[0]  # the refused POST
+        s.console_errors.clear()
+        # Refreshed with signal, the page is current again and the record reaches the server once.
+        page.reload(wait_until="load")
+        page.click("#sync")
         expect(page.locator("#message")).to_contain_text("已保存 1 条", timeout=15_000)
         visit = Visit.objects.get()
         assert visit.reporter == worker and visit.building == space.house_a1
@@ -224,3 +234,13 @@ def test_the_page_opens_without_a_network_once_opened_with_one_and_forgets_it_on
         assert s.external_requests() == []
         # The worker answers that page with 503 (it is not the page asked for); Chromium logs it.
         assert len(s.console_errors) == 1 and "503" in s.console_errors[0]
+
+
+@pytest.mark.django_db
+def test_a_stale_csrf_token_is_its_own_error_not_a_missing_permission(space):
+    worker = person("wg_csrf", Role.GRID_WORKER, grid_cell=space.a1)
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(worker)
+    response = browser.post("/api/sync/visits/", {"items": []}, content_type="application/json")
+    assert response.status_code == 403
+    assert response.json() == {"code": "csrf_failed", "message": "页面已过期，请刷新页面后重试"}

@@ -172,6 +172,14 @@
     }).then(function (response) {
       return response.json().then(function (body) {
         if (!response.ok) {
+          // A page kept from an earlier sign-in (tablet-sw.js) may carry an old CSRF token or
+          // outlive its session: say what to do; the records stay on the device either way.
+          if (body.code === "csrf_failed") {
+            throw new Error("页面已过期，请刷新页面后再同步（记录仍保存在本机）");
+          }
+          if (body.code === "not_authenticated") {
+            throw new Error("登录已失效，请重新登录后再同步（记录仍保存在本机）");
+          }
           throw new Error(body.message || "请稍后再试");
         }
         return body;

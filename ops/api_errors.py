@@ -36,7 +36,7 @@ MAX_JSON_DEPTH = 32
 
 _CODES: dict[type[exceptions.APIException], tuple[str, str]] = {
     # Before PermissionDenied, its base class: the first match wins.
-    CsrfFailed: ("csrf_failed", "页面已过期，请刷新页面后重试"),
+    CsrfFailed: (CsrfFailed.default_code, str(CsrfFailed.default_detail)),
     exceptions.NotAuthenticated: ("not_authenticated", "请先登录"),
     exceptions.AuthenticationFailed: ("authentication_failed", "用户名或密码错误"),
     exceptions.PermissionDenied: ("permission_denied", "没有权限执行此操作"),

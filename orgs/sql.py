@@ -180,8 +180,9 @@ def places_on_days(
 ) -> dict[int, tuple[int | None, int | None, int | None]]:
     """For each (key, lon, lat, day): (grid cell, community, street) holding the point that day.
 
-    One statement for a whole batch (grid.sql's lookup, LATERAL per point). A point in no grid cell that day still
-    gets the community covering it, so an event in a community's ungridded corner is not lost.
+    One statement for a whole batch (grid.sql's lookup, LATERAL per point). A point in no grid
+    cell that day still gets the community covering it, so an event in a community's ungridded
+    corner is not lost.
     """
     rows = [{"key": k, "lon": lon, "lat": lat, "day": d.isoformat()} for k, lon, lat, d in places]
     if not rows:

@@ -141,8 +141,8 @@ class _Pending:
 
     item: EventItem
     lon: float | None = None  # WGS-84 of the captured position
-    crs: str = ""  # its coordinate system as declared, in canonical form
     lat: float | None = None
+    crs: str = ""  # the captured position's coordinate system as declared, in canonical form
     place_lon: float | None = None  # where it counts
     place_lat: float | None = None
     building_id: int | None = None

@@ -23,6 +23,9 @@ from grid.access import buildings_in_reach, reach_of_request
 from orgs import access
 from orgs.models import StationContact, StationedCadre, Visit
 
+# The service worker's cache names start with this; the page deletes them on sign-out.
+TABLET_CACHE_PREFIX = "wangge-tablet-"
+
 # Buildings embedded in the page for offline picking; a grid worker's grids hold a few hundred.
 # Beyond this (a street admin's whole street) the worker types the code instead.
 TABLET_MAX_BUILDINGS = 3000
@@ -60,6 +63,7 @@ class TabletView(LoginRequiredMixin, TemplateView):
             "too_many_buildings": too_many,
             "kinds": [(k, label) for k, label in Visit.Kind.choices if k != Visit.Kind.ENTERPRISE],
             "queue_key": f"wangge.events.{self.request.user.pk}",
+            "cache_prefix": TABLET_CACHE_PREFIX,
             # A stationed cadre also checks in and logs contacts with residents here.
             "posting": posting,
             "contact_kind": StationContact.Kind.CONTACT,
@@ -78,6 +82,7 @@ class TabletServiceWorkerView(TemplateView):
         assets = [static("orgs/tablet.js"), static("orgs/tablet.css"), static("favicon.svg")]
         return {
             "page_url": reverse("tablet"),
+            "cache_prefix": TABLET_CACHE_PREFIX,
             "assets": json.dumps(assets),
             # Hashed static names change with their content: a deployment gets a fresh cache.
             "version": hashlib.sha256("|".join(assets).encode()).hexdigest()[:12],

@@ -258,7 +258,7 @@
     event.preventDefault();
     var done = function () { signout.submit(); };
     caches.keys().then(function (names) {
-      return Promise.all(names.filter(function (n) { return n.indexOf("wangge-tablet-") === 0; })
+      return Promise.all(names.filter(function (n) { return n.indexOf(document.body.dataset.cachePrefix) === 0; })
         .map(function (n) { return caches.delete(n); }));
     }).then(done, done);
   });

@@ -11,7 +11,8 @@
 // a shared tablet never sees the previous one's page.
 "use strict";
 
-var CACHE = "wangge-tablet-{{ version }}";
+var PREFIX = "{{ cache_prefix|escapejs }}";
+var CACHE = PREFIX + "{{ version }}";
 var PAGE = "{{ page_url|escapejs }}";
 var ASSETS = {{ assets|safe }};
 
@@ -31,7 +32,7 @@ self.addEventListener("activate", function (event) {
   event.waitUntil(
     caches.keys().then(function (names) {
       return Promise.all(names.filter(function (n) {
-        return n.indexOf("wangge-tablet-") === 0 && n !== CACHE;
+        return n.indexOf(PREFIX) === 0 && n !== CACHE;
       }).map(function (n) { return caches.delete(n); }));
     }).then(function () { return self.clients.claim(); })
   );

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from django.core.exceptions import MultipleObjectsReturned, ObjectDoesNotExist
 from django.db.models import Model, Q, QuerySet
 
+from edge.errors import NotInReach
 from grid.models import (
     Building,
     Community,
@@ -30,6 +31,8 @@ from grid.models import (
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+__all__ = ["NotInReach", "Reach", "get_in_reach", "reach_for_user", "reach_of_request", "scope"]
 
 M = TypeVar("M", bound=Model)
 
@@ -45,13 +48,6 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "view_audit": frozenset({Role.STREET_ADMIN}),
     "manage_users": frozenset({Role.OPERATOR, Role.STREET_ADMIN}),
 }
-
-
-class NotInReach(Exception):
-    """Raised for a missing object and for one outside the user's reach alike."""
-
-    code = "not_found"
-    message = "对象不存在或无权访问"
 
 
 @dataclass(frozen=True)

@@ -10,141 +10,34 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from django.contrib.gis.geos import Point, Polygon
-from django.db.models import QuerySet
+from django.contrib.gis.geos import Point
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
-from rest_framework_gis.filters import InBBoxFilter
-from rest_framework_gis.pagination import GeoJsonPagination
 from rest_framework_gis.serializers import GeoFeatureModelSerializer
 
+from edge.api import (
+    BBOX_PARAMETER,
+    NOT_FOUND,
+    PAGE_PARAMETERS,
+    READ_ERRORS,
+    UNAUTHENTICATED_RESPONSE,
+    FeaturePagination,
+    ReachAPIView,
+    feature_page,
+    invalid,
+    parse_query,
+)
 from grid import coords, selectors
-from grid.api_base import ReachAPIView
 from grid.models import Building, Community, GridBoundary, ServiceCentre, Street
 
 TAG = "空间单元"
 
-# --------------------------------------------------------------------------------------------
-# Edge helpers: pagination and the bbox filter
-# --------------------------------------------------------------------------------------------
-
-
-class ChinesePageErrors:
-    """A page number that is no page ("abc", 0, past the end) stays DRF's 404, said in Chinese."""
-
-    invalid_page_message = "页码 {page_number} 无效或超出范围"
-
-
-class FeaturePagination(ChinesePageErrors, GeoJsonPagination):
-    """A page of features as a FeatureCollection with count/next/previous; ?page=&page_size=."""
-
-    # A map of one street has a few thousand buildings; anything larger is an export, not a page.
-    max_page_size = 1000
-
-    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
-        # `schema` is the FeatureCollection component (type + features); a page is that plus the
-        # paging members. The library's own version still requires "results", which we never send.
-        return {
-            "allOf": [
-                schema,
-                {
-                    "type": "object",
-                    "required": ["count", "next", "previous"],
-                    "properties": {
-                        "count": {"type": "integer", "description": "符合条件的要素总数", "example": 123},
-                        "next": {
-                            "type": "string",
-                            "format": "uri",
-                            "nullable": True,
-                            "description": "下一页地址",
-                        },
-                        "previous": {
-                            "type": "string",
-                            "format": "uri",
-                            "nullable": True,
-                            "description": "上一页地址",
-                        },
-                    },
-                },
-            ]
-        }
-
-
-class StrictInBBoxFilter(InBBoxFilter):
-    """?in_bbox=minlon,minlat,maxlon,maxlat; features whose extent overlaps the box.
-
-    The library accepts NaN, infinities and reversed corners, which end as a database error or an
-    empty answer the client cannot explain; here they are a 400 saying what is wrong.
-    """
-
-    def get_filter_bbox(self, request: Request) -> Polygon | None:
-        text = request.query_params.get(self.bbox_param)
-        if text is None or text == "":
-            return None
-        parts = text.split(",")
-        try:
-            values = [float(p) for p in parts]
-        except ValueError:
-            values = []
-        if len(values) != 4 or not all(math.isfinite(v) for v in values):
-            raise _invalid(self.bbox_param, "应为4个数字：最小经度,最小纬度,最大经度,最大纬度")
-        min_lon, min_lat, max_lon, max_lat = values
-        if not (-180 <= min_lon < max_lon <= 180 and -90 <= min_lat < max_lat <= 90):
-            raise _invalid(self.bbox_param, "经纬度超出范围，或最小值不小于最大值")
-        return Polygon.from_bbox((min_lon, min_lat, max_lon, max_lat))
-
-
-def _invalid(field: str, message: str) -> exceptions.ValidationError:
-    return exceptions.ValidationError({field: [message]})
-
-
-def _parse(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    """Validate the query string; a bad value is a 400 `invalid_input` naming the parameter."""
-    serializer = serializer_class(data=request.query_params)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
-def _page(
-    *, request: Request, view: APIView, queryset: QuerySet, serializer_class: type[serializers.Serializer]
-) -> Response:
-    """Filter by bbox (on the view's `bbox_filter_field`), paginate and render a FeatureCollection."""
-    queryset = StrictInBBoxFilter().filter_queryset(request, queryset, view)
-    paginator = FeaturePagination()
-    page = paginator.paginate_queryset(queryset, request, view=view)
-    serializer = serializer_class(page, many=True, context={"request": request})
-    return paginator.get_paginated_response(serializer.data)
-
-
 def _not_found(what: str, code: str) -> exceptions.NotFound:
     # The same answer for missing and outside the caller's reach, so codes cannot be probed.
     return exceptions.NotFound(f"{what} {code} 不存在或无权访问")
-
-
-BBOX_PARAMETER = OpenApiParameter(
-    "in_bbox",
-    OpenApiTypes.STR,
-    description="按范围筛选：最小经度,最小纬度,最大经度,最大纬度（WGS-84），返回外接矩形与之相交的要素",
-    examples=[],
-)
-PAGE_PARAMETERS = [
-    OpenApiParameter("page", OpenApiTypes.INT, description="页码，从1开始"),
-    OpenApiParameter("page_size", OpenApiTypes.INT, description="每页条数，默认100，最多1000"),
-]
-UNAUTHENTICATED_RESPONSE = OpenApiResponse(
-    description="未登录、令牌无效或已注销：{code: not_authenticated|authentication_failed, message}"
-)
-ERROR_RESPONSES = {
-    400: OpenApiResponse(description="参数有误：{code, message, errors}"),
-    401: UNAUTHENTICATED_RESPONSE,
-    404: OpenApiResponse(description="页码无效或超出范围，或对象不存在：{code: not_found, message}"),
-    403: OpenApiResponse(description="未登录或无权限：{code, message}"),
-}
-NOT_FOUND_RESPONSE = {404: OpenApiResponse(description="对象不存在：{code: not_found, message}")}
 
 
 # --------------------------------------------------------------------------------------------
@@ -333,10 +226,10 @@ class StreetListApi(ReachAPIView):
         summary="街道列表",
         description="全部街道的边界，GeoJSON FeatureCollection（分页）。",
         parameters=[BBOX_PARAMETER, *PAGE_PARAMETERS],
-        responses={200: StreetFeatureSerializer(many=True), **ERROR_RESPONSES},
+        responses={200: StreetFeatureSerializer(many=True), **READ_ERRORS},
     )
     def get(self, request: Request) -> Response:
-        return _page(
+        return feature_page(
             request=request,
             view=self,
             queryset=selectors.street_list(reach=self.reach),
@@ -349,7 +242,7 @@ class StreetDetailApi(CodeDetailApi):
         tags=[TAG],
         summary="街道详情",
         description="按街道编码（9位）取一个街道，GeoJSON Feature。",
-        responses={200: StreetFeatureSerializer, **ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+        responses={200: StreetFeatureSerializer, **READ_ERRORS, **NOT_FOUND},
     )
     def get(self, request: Request, code: str) -> Response:
         street = selectors.street_get(reach=self.reach, code=code)
@@ -371,12 +264,12 @@ class CommunityListApi(ReachAPIView):
         summary="社区列表",
         description="社区边界，GeoJSON FeatureCollection（分页），可按街道和范围筛选。",
         parameters=[FilterSerializer, BBOX_PARAMETER, *PAGE_PARAMETERS],
-        responses={200: CommunityFeatureSerializer(many=True), **ERROR_RESPONSES},
+        responses={200: CommunityFeatureSerializer(many=True), **READ_ERRORS},
     )
     def get(self, request: Request) -> Response:
-        filters = _parse(self.FilterSerializer, request)
+        filters = parse_query(self.FilterSerializer, request)
         qs = selectors.community_list(reach=self.reach, street_code=filters.get("street"))
-        return _page(request=request, view=self, queryset=qs, serializer_class=CommunityFeatureSerializer)
+        return feature_page(request=request, view=self, queryset=qs, serializer_class=CommunityFeatureSerializer)
 
 
 class CommunityDetailApi(CodeDetailApi):
@@ -384,7 +277,7 @@ class CommunityDetailApi(CodeDetailApi):
         tags=[TAG],
         summary="社区详情",
         description="按社区编码（12位）取一个社区，GeoJSON Feature。",
-        responses={200: CommunityFeatureSerializer, **ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+        responses={200: CommunityFeatureSerializer, **READ_ERRORS, **NOT_FOUND},
     )
     def get(self, request: Request, code: str) -> Response:
         community = selectors.community_get(reach=self.reach, code=code)
@@ -414,14 +307,14 @@ class GridCellListApi(ReachAPIView):
             "当天没有生效边界的网格不列出。属性含责任主体（未指定时为属地兜底）、楼栋数和户数。"
         ),
         parameters=[FilterSerializer, BBOX_PARAMETER, *PAGE_PARAMETERS],
-        responses={200: GridCellFeatureSerializer(many=True), **ERROR_RESPONSES},
+        responses={200: GridCellFeatureSerializer(many=True), **READ_ERRORS},
     )
     def get(self, request: Request) -> Response:
-        filters = _parse(self.FilterSerializer, request)
+        filters = parse_query(self.FilterSerializer, request)
         qs = selectors.grid_cell_features(
             reach=self.reach, on_date=filters.get("as_of"), community_code=filters.get("community")
         )
-        return _page(request=request, view=self, queryset=qs, serializer_class=GridCellFeatureSerializer)
+        return feature_page(request=request, view=self, queryset=qs, serializer_class=GridCellFeatureSerializer)
 
 
 class GridCellDetailApi(CodeDetailApi):
@@ -435,10 +328,10 @@ class GridCellDetailApi(CodeDetailApi):
         summary="网格详情",
         description="按网格编码（15位）取网格及其在指定日期生效的边界，GeoJSON Feature；当天没有生效边界时为 404。",
         parameters=[FilterSerializer],
-        responses={200: GridCellFeatureSerializer, **ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+        responses={200: GridCellFeatureSerializer, **READ_ERRORS, **NOT_FOUND},
     )
     def get(self, request: Request, code: str) -> Response:
-        filters = _parse(self.FilterSerializer, request)
+        filters = parse_query(self.FilterSerializer, request)
         feature = selectors.grid_cell_feature_get(reach=self.reach, code=code, on_date=filters.get("as_of"))
         if feature is None:
             if selectors.grid_cell_get(reach=self.reach, code=code) is None:
@@ -452,7 +345,7 @@ class GridCellHistoryApi(CodeDetailApi):
         tags=[TAG],
         summary="网格边界历史",
         description="一个网格的全部边界版本（由早到晚），GeoJSON FeatureCollection；每个版本带生效和失效日期。",
-        responses={200: GridCellVersionSerializer(many=True), **ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+        responses={200: GridCellVersionSerializer(many=True), **READ_ERRORS, **NOT_FOUND},
     )
     def get(self, request: Request, code: str) -> Response:
         cell = selectors.grid_cell_get(reach=self.reach, code=code)
@@ -490,15 +383,15 @@ class GridCellAtApi(ReachAPIView):
                 description="坐标或坐标系有误：code 为 invalid_input、crs_unknown 或 coords_out_of_range"
             ),
             401: UNAUTHENTICATED_RESPONSE,
-            403: ERROR_RESPONSES[403],
+            403: READ_ERRORS[403],
             404: OpenApiResponse(description="该点当天不在您可访问的任何网格内：{code: not_found, message}"),
         },
     )
     def get(self, request: Request) -> Response:
-        params = _parse(self.InputSerializer, request)
+        params = parse_query(self.InputSerializer, request)
         lon, lat, crs = params["lon"], params["lat"], params["crs"]
         if not (math.isfinite(lon) and math.isfinite(lat)):
-            raise _invalid("lon" if not math.isfinite(lon) else "lat", "坐标必须是有限数字")
+            raise invalid("lon" if not math.isfinite(lon) else "lat", "坐标必须是有限数字")
         # UnknownCRS and CoordinatesOutOfRange become 400 with their code (ops.api_errors).
         coords.check_in_range(lon, lat, crs)
         wgs_lon, wgs_lat = coords.to_wgs84(lon, lat, crs)
@@ -532,14 +425,14 @@ class BuildingListApi(ReachAPIView):
         summary="楼栋列表",
         description="楼栋占地轮廓，GeoJSON FeatureCollection（分页），可按社区、网格和范围筛选。",
         parameters=[FilterSerializer, BBOX_PARAMETER, *PAGE_PARAMETERS],
-        responses={200: BuildingFeatureSerializer(many=True), **ERROR_RESPONSES},
+        responses={200: BuildingFeatureSerializer(many=True), **READ_ERRORS},
     )
     def get(self, request: Request) -> Response:
-        filters = _parse(self.FilterSerializer, request)
+        filters = parse_query(self.FilterSerializer, request)
         qs = selectors.building_list(
             reach=self.reach, community_code=filters.get("community"), grid_code=filters.get("grid")
         )
-        return _page(request=request, view=self, queryset=qs, serializer_class=BuildingFeatureSerializer)
+        return feature_page(request=request, view=self, queryset=qs, serializer_class=BuildingFeatureSerializer)
 
 
 class BuildingDetailApi(CodeDetailApi):
@@ -547,7 +440,7 @@ class BuildingDetailApi(CodeDetailApi):
         tags=[TAG],
         summary="楼栋详情",
         description="按楼栋编码取一个楼栋，GeoJSON Feature（几何为占地轮廓）。",
-        responses={200: BuildingFeatureSerializer, **ERROR_RESPONSES, **NOT_FOUND_RESPONSE},
+        responses={200: BuildingFeatureSerializer, **READ_ERRORS, **NOT_FOUND},
     )
     def get(self, request: Request, code: str) -> Response:
         building = selectors.building_get(reach=self.reach, code=code)
@@ -574,11 +467,11 @@ class ServiceCentreListApi(ReachAPIView):
         summary="党群服务中心列表",
         description="党群服务中心位置，GeoJSON FeatureCollection（分页），属性含级别和服务半径（米）。",
         parameters=[FilterSerializer, BBOX_PARAMETER, *PAGE_PARAMETERS],
-        responses={200: ServiceCentreFeatureSerializer(many=True), **ERROR_RESPONSES},
+        responses={200: ServiceCentreFeatureSerializer(many=True), **READ_ERRORS},
     )
     def get(self, request: Request) -> Response:
-        filters = _parse(self.FilterSerializer, request)
+        filters = parse_query(self.FilterSerializer, request)
         qs = selectors.service_centre_list(
             reach=self.reach, street_code=filters.get("street"), community_code=filters.get("community")
         )
-        return _page(request=request, view=self, queryset=qs, serializer_class=ServiceCentreFeatureSerializer)
+        return feature_page(request=request, view=self, queryset=qs, serializer_class=ServiceCentreFeatureSerializer)

@@ -35,6 +35,8 @@ import shapely
 from pyproj.exceptions import CRSError
 from shapely.geometry.base import BaseGeometry
 
+from edge.errors import DomainError
+
 __all__ = [
     "BD09",
     "CGCS2000",
@@ -85,28 +87,18 @@ _GEOGRAPHIC_IDENTITY: Final = frozenset({WGS84, CGCS2000})
 _DEGREE_SYSTEMS: Final = frozenset({WGS84, CGCS2000, GCJ02, BD09})
 
 
-class UnknownCRS(ValueError):
+# Domain errors (edge.errors has no Django in it, so this module stays pure) and ValueErrors, so
+# numeric callers that only know ValueError still catch them.
+class UnknownCRS(DomainError, ValueError):
     """The declared coordinate system is not one we can convert from."""
 
     code = "crs_unknown"
 
-    def __init__(self, message: str, *, detail: dict[str, object] | None = None) -> None:
-        # Same attribute shape as grid.errors.GridError (message, code, detail) so API layers can
-        # render both the same way without this module importing the rest of the app.
-        super().__init__(message)
-        self.message = message
-        self.detail = detail or {}
 
-
-class CoordinatesOutOfRange(ValueError):
+class CoordinatesOutOfRange(DomainError, ValueError):
     """Some coordinates cannot be lon/lat degrees in the declared system."""
 
     code = "coords_out_of_range"
-
-    def __init__(self, message: str, *, detail: dict[str, object] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.detail = detail or {}
 
 
 # --------------------------------------------------------------------------------------------

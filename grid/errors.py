@@ -1,15 +1,10 @@
 """Errors the grid services raise: a stable machine code plus a message in Chinese for people."""
 
+from edge.errors import DomainError
 
-class GridError(Exception):
+
+class GridError(DomainError):
     code = "grid_error"
-
-    def __init__(self, message: str, *, code: str | None = None, detail: dict | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if code:
-            self.code = code
-        self.detail = detail or {}
 
 
 class InvalidGeometry(GridError):

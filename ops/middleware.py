@@ -13,6 +13,6 @@ class AuditContextMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         # Session users are known here; DRF views re-resolve token/basic users after they
-        # authenticate (grid.api_base).
+        # authenticate (edge.api).
         with acting_as(actor_for_user(getattr(request, "user", None), client_ip(request))):
             return self.get_response(request)

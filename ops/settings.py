@@ -195,20 +195,20 @@ REST_FRAMEWORK = {
         # device. First in the list so that a missing or revoked token answers 401 with
         # WWW-Authenticate: Token, not 403.
         "rest_framework.authentication.TokenAuthentication",
-        "ops.authentication.SessionCsrfAuthentication",
+        "edge.authentication.SessionCsrfAuthentication",
         "rest_framework.authentication.BasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON with a nesting limit and strict UTF-8: hostile bodies are a 400, never a RecursionError.
     "DEFAULT_PARSER_CLASSES": [
-        "ops.api_errors.SafeJSONParser",
+        "edge.api_errors.SafeJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
-    "EXCEPTION_HANDLER": "ops.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "edge.api_errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "网格通 API",
@@ -294,6 +294,15 @@ if PRODUCTION and (not PII_ENCRYPTION_KEYS or _DEV_PII_KEY in PII_ENCRYPTION_KEY
 
 # Thresholds of the rules the system checks (DOMAIN.md); a street office may tune them.
 # Field events synced from tablets (orgs/sync.py).
+# The edge (edge/) stands below every app and names none: the project wires in how a request's
+# reach and audit actor are found.
+WANGGE_REACH_OF_REQUEST = "grid.access.reach_of_request"
+WANGGE_AUDIT_ACTOR_FROM_REQUEST = "grid.audit.set_actor_from_request"
+# Who hears of changed communities (grid.changes): inside the transaction when outlines moved,
+# after the commit for every change. Higher layers listen; the project names them here.
+WANGGE_OUTLINE_LISTENERS: list[str] = []
+WANGGE_CHANGE_LISTENERS: list[str] = []
+
 WANGGE_SYNC: dict[str, int] = {
     "max_items": 500,  # per batch; a tablet sends more in several batches
     "clock_skew_seconds": 600,  # a tablet clock this far ahead is still believed

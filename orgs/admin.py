@@ -31,11 +31,11 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from leaflet.admin import LeafletGeoAdmin
 
+from edge.errors import DomainError
 from grid import access as grid_access
 from grid import selectors as grid_selectors
 from grid.admin import MapWidget, context_features, readonly_map, related_only_list_filter
 from grid.admin_audit import AuditedAdminMixin
-from grid.errors import GridError
 from grid.models import Community
 from orgs import access, pii, services
 from orgs.models import (
@@ -53,7 +53,7 @@ from orgs.models import (
 )
 
 
-def _as_validation_error(exc: GridError) -> ValidationError:
+def _as_validation_error(exc: DomainError) -> ValidationError:
     return ValidationError(exc.message, code=exc.code)
 
 
@@ -197,7 +197,7 @@ class PartyOrganisationForm(forms.ModelForm):
         buildings = list(self.cleaned_data.get("buildings") or [])
         try:
             services.party_org_check(org=self.instance, buildings=buildings)
-        except GridError as exc:
+        except DomainError as exc:
             self.add_error(None, _as_validation_error(exc))
 
 
@@ -423,7 +423,7 @@ class _PiiFormMixin(forms.ModelForm):
             return
         try:
             self.cleaned_data[field] = normaliser(value)
-        except GridError as exc:
+        except DomainError as exc:
             self.add_error(field, _as_validation_error(exc))
 
 
@@ -604,7 +604,7 @@ class PartyMemberAdmin(AuditedAdminMixin, PiiAdminMixin, ReachAdminMixin, admin.
         for hasher in (pii.id_number_hash, pii.phone_hash):
             try:
                 key = hasher(term)
-            except GridError:
+            except DomainError:
                 continue
             qs |= queryset.filter(id_number_hash=key) | queryset.filter(phone_hash=key)
         return qs, distinct
@@ -636,7 +636,7 @@ class GridWorkerForm(_PiiFormMixin):
                 services.grid_worker_check_cells(
                     community_id=community.pk, cells=list(data.get("grid_cells") or [])
                 )
-            except GridError as exc:
+            except DomainError as exc:
                 self.add_error("grid_cells", _as_validation_error(exc))
         return data
 

@@ -11,9 +11,7 @@ the caller holds `view_pii` over that person; every unmasked answer is audited (
 
 from __future__ import annotations
 
-import math
 import tempfile
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +21,32 @@ from django.db.models import Prefetch, Q, QuerySet
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework_gis.serializers import GeoFeatureModelSerializer
 
+from edge.api import (
+    BBOX_PARAMETER,
+    NOT_FOUND,
+    PAGE_PARAMETERS,
+    READ_ERRORS,
+    UNAUTHENTICATED_RESPONSE,
+    DocumentedPointField,
+    FeaturePagination,
+    ListPagination,
+    MonthField,
+    ReachAPIView,
+    StrictInBBoxFilter,
+    one_referenced,
+    parse_body,
+    parse_query,
+    write_errors,
+)
+from edge.errors import DomainError, reference_not_found
 from grid import access as grid_access
 from grid import coords
-from grid.api_base import ReachAPIView
-from grid.apis import UNAUTHENTICATED_RESPONSE, ChinesePageErrors, FeaturePagination, StrictInBBoxFilter
-from grid.errors import GridError
 from grid.models import STORAGE_SRID, Community, Street, unit_code_validator
 from orgs import access, pii, roster, selectors, services
 from orgs.models import (
@@ -62,80 +74,10 @@ Kind = PartyOrganisation.Kind
 # --------------------------------------------------------------------------------------------
 
 
-class ListPagination(ChinesePageErrors, PageNumberPagination):
-    """?page=&page_size= (default 100, at most 1000); answers {count, next, previous, results}."""
-
-    page_size_query_param = "page_size"
-    max_page_size = 1000
-
-
-PAGE_PARAMETERS = [
-    OpenApiParameter("page", OpenApiTypes.INT, description="页码，从1开始"),
-    OpenApiParameter("page_size", OpenApiTypes.INT, description="每页条数，默认100，最多1000"),
-]
-BBOX_PARAMETER = OpenApiParameter(
-    "in_bbox",
-    OpenApiTypes.STR,
-    description="按范围筛选：最小经度,最小纬度,最大经度,最大纬度（WGS-84）",
+WRITE_ERRORS = write_errors(
+    capability="edit_orgs",
+    codes="如 invalid_input、org_parent_kind、org_grid_outside_parent_community、reference_not_found",
 )
-READ_ERRORS = {
-    400: OpenApiResponse(description="参数有误：{code, message, errors}"),
-    401: UNAUTHENTICATED_RESPONSE,
-    404: OpenApiResponse(description="页码无效或超出范围，或对象不存在：{code: not_found, message}"),
-    403: OpenApiResponse(description="未登录或没有可访问的范围：{code, message}"),
-}
-NOT_FOUND = {404: OpenApiResponse(description="对象不存在或无权访问：{code: not_found, message}")}
-WRITE_ERRORS = {
-    400: OpenApiResponse(
-        description="输入有误或违反组织树/空间规则：{code, message, ...}，code 为稳定的机器代码"
-        "（如 invalid_input、org_parent_kind、org_grid_outside_parent_community、reference_not_found）"
-    ),
-    401: UNAUTHENTICATED_RESPONSE,
-    403: OpenApiResponse(
-        description="角色不能维护党组织（需 edit_orgs）：{code: permission_denied, message}"
-    ),
-}
-
-
-def _parse(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    serializer = serializer_class(data=request.query_params)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
-def _input(
-    serializer_class: type[serializers.Serializer], request: Request, *, partial: bool = False
-) -> dict:
-    serializer = serializer_class(data=request.data, partial=partial)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
-def _not_found_reference(field: str, value: object) -> GridError:
-    # Missing and out-of-reach references read the same, as for fetch-by-id.
-    return GridError(
-        f"{field} 指向的对象不存在或无权访问：{value}", code="reference_not_found", detail={"field": field}
-    )
-
-
-def _one(qs: QuerySet, field: str, **lookup: Any) -> Any:
-    obj = qs.filter(**lookup).first()
-    if obj is None:
-        raise _not_found_reference(field, next(iter(lookup.values())))
-    return obj
-
-
-class MonthField(serializers.DateField):
-    """A month as "YYYY-MM" (a full date is accepted and taken as its month)."""
-
-    def to_internal_value(self, value: Any) -> date:
-        text = str(value).strip()
-        if len(text) == 7 and text[4] == "-":
-            text += "-01"
-        return super().to_internal_value(text).replace(day=1)
-
-    def to_representation(self, value: Any) -> Any:
-        return value.strftime("%Y-%m") if value else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,21 +176,21 @@ def _org_references(reach: grid_access.Reach, data: dict[str, Any]) -> dict[str,
     out: dict[str, Any] = {}
     if "parent" in data:
         out["parent"] = (
-            _one(access.party_orgs_in_reach(reach), "parent", pk=data["parent"])
+            one_referenced(access.party_orgs_in_reach(reach), "parent", pk=data["parent"])
             if data["parent"] is not None
             else None
         )
     if data.get("street"):
-        out["street"] = _one(grid_access.streets_in_reach(reach), "street", code=data["street"])
+        out["street"] = one_referenced(grid_access.streets_in_reach(reach), "street", code=data["street"])
     for field, qs in (
         ("community", access.communities_wholly_in_reach(edit)),
         ("grid_cell", grid_access.grid_cells_in_reach(edit)),
     ):
         if field in data:
-            out[field] = _one(qs, field, code=data[field]) if data[field] else None
+            out[field] = one_referenced(qs, field, code=data[field]) if data[field] else None
     if "premises" in data:
         out["premises"] = (
-            _one(access.enterprises_in_reach(edit), "premises", pk=data["premises"])
+            one_referenced(access.enterprises_in_reach(edit), "premises", pk=data["premises"])
             if data["premises"] is not None
             else None
         )
@@ -257,7 +199,7 @@ def _org_references(reach: grid_access.Reach, data: dict[str, Any]) -> dict[str,
         found = list(grid_access.buildings_in_reach(edit).filter(code__in=codes))
         missing = sorted(set(codes) - {b.code for b in found})
         if missing:
-            raise _not_found_reference("buildings", "、".join(missing))
+            raise reference_not_found("buildings", "、".join(missing))
         out["buildings"] = found
     for field in (
         "kind",
@@ -281,7 +223,7 @@ def _check_org_editable(reach: grid_access.Reach, org_id: int) -> None:
     if not access.party_orgs_in_reach(
         edit, PartyOrganisation.objects.filter(pk=org_id), strict=True
     ).exists():
-        raise GridError("该党组织不在您可维护的范围内", code="org_outside_reach")
+        raise DomainError("该党组织不在您可维护的范围内", code="org_outside_reach")
 
 
 class OrgListApi(ReachAPIView):
@@ -306,7 +248,7 @@ class OrgListApi(ReachAPIView):
         responses={200: OrgOutputSerializer(many=True), **READ_ERRORS},
     )
     def get(self, request: Request) -> Response:
-        f = _parse(self.FilterSerializer, request)
+        f = parse_query(self.FilterSerializer, request)
         qs = selectors.party_org_list(
             reach=self.reach,
             kind=f.get("kind"),
@@ -327,7 +269,7 @@ class OrgListApi(ReachAPIView):
         responses={201: OrgOutputSerializer, **WRITE_ERRORS},
     )
     def post(self, request: Request) -> Response:
-        data = _org_references(self.reach, _input(OrgInputSerializer, request))
+        data = _org_references(self.reach, parse_body(OrgInputSerializer, request))
         with transaction.atomic():
             org = services.party_org_create(**data)
             _check_org_editable(self.reach, org.pk)
@@ -355,7 +297,7 @@ class OrgDetailApi(ReachAPIView):
     def patch(self, request: Request, pk: int) -> Response:
         org = selectors.party_org_get(reach=self.reach, org_id=pk)
         _check_org_editable(self.reach, org.pk)
-        data = _org_references(self.reach, _input(OrgInputSerializer, request, partial=True))
+        data = _org_references(self.reach, parse_body(OrgInputSerializer, request, partial=True))
         buildings = data.pop("buildings", None)
         with transaction.atomic():
             org = services.party_org_update(org=org, buildings=buildings, **data)
@@ -477,19 +419,19 @@ def _member_references(reach: grid_access.Reach, data: dict[str, Any]) -> dict[s
     out = dict(data)
     if "organisation" in data:
         out["organisation"] = (
-            _one(access.party_orgs_in_reach(edit, strict=True), "organisation", pk=data["organisation"])
+            one_referenced(access.party_orgs_in_reach(edit, strict=True), "organisation", pk=data["organisation"])
             if data["organisation"] is not None
             else None
         )
     if "residence_building" in data:
         out["residence_building"] = (
-            _one(grid_access.buildings_in_reach(edit), "residence_building", code=data["residence_building"])
+            one_referenced(grid_access.buildings_in_reach(edit), "residence_building", code=data["residence_building"])
             if data["residence_building"]
             else None
         )
     if "reported_community" in data:
         out["reported_community"] = (
-            _one(
+            one_referenced(
                 grid_access.communities_in_reach(reach), "reported_community", code=data["reported_community"]
             )
             if data["reported_community"]
@@ -502,7 +444,7 @@ def _check_member_editable(reach: grid_access.Reach, member_id: int) -> None:
     """A member written through the API must stay where the writer can see and edit them."""
     edit = access.capability_reach(reach, "edit_orgs")
     if not access.party_members_in_reach(edit, PartyMember.objects.filter(pk=member_id)).exists():
-        raise GridError("党员须属于您可维护范围内的党组织或居住楼栋", code="member_outside_reach")
+        raise DomainError("党员须属于您可维护范围内的党组织或居住楼栋", code="member_outside_reach")
 
 
 def _member_output(member: PartyMember) -> dict[str, Any]:
@@ -539,7 +481,7 @@ class MemberListApi(ReachAPIView):
         responses={200: MemberOutputSerializer(many=True), **READ_ERRORS},
     )
     def get(self, request: Request) -> Response:
-        f = _parse(self.FilterSerializer, request)
+        f = parse_query(self.FilterSerializer, request)
         qs = selectors.party_member_list(
             reach=self.reach,
             organisation_id=f.get("organisation"),
@@ -562,7 +504,7 @@ class MemberListApi(ReachAPIView):
         responses={201: MemberOutputSerializer, **WRITE_ERRORS},
     )
     def post(self, request: Request) -> Response:
-        data = _member_references(self.reach, _input(MemberInputSerializer, request))
+        data = _member_references(self.reach, parse_body(MemberInputSerializer, request))
         with transaction.atomic():
             member = services.party_member_create(**data)
             _check_member_editable(self.reach, member.pk)
@@ -593,7 +535,7 @@ class MemberDetailApi(ReachAPIView):
     def patch(self, request: Request, pk: int) -> Response:
         member = selectors.party_member_get(reach=self.reach, member_id=pk)
         _check_member_editable(self.reach, member.pk)
-        data = _member_references(self.reach, _input(MemberInputSerializer, request, partial=True))
+        data = _member_references(self.reach, parse_body(MemberInputSerializer, request, partial=True))
         pii_changes = {k: data.pop(k) for k in ("id_number", "phone") if k in data}
         with transaction.atomic():
             member = services.party_member_update(member=member, **pii_changes, **data)
@@ -653,13 +595,13 @@ def _worker_references(reach: grid_access.Reach, data: dict[str, Any]) -> dict[s
     edit = access.capability_reach(reach, "edit_orgs")
     out = dict(data)
     if "community" in data:
-        out["community"] = _one(access.communities_wholly_in_reach(edit), "community", code=data["community"])
+        out["community"] = one_referenced(access.communities_wholly_in_reach(edit), "community", code=data["community"])
     if "grid_cells" in data:
         codes = list(dict.fromkeys(data["grid_cells"]))
         found = list(grid_access.grid_cells_in_reach(edit).filter(code__in=codes))
         missing = sorted(set(codes) - {c.code for c in found})
         if missing:
-            raise _not_found_reference("grid_cells", "、".join(missing))
+            raise reference_not_found("grid_cells", "、".join(missing))
         out["grid_cells"] = found
     return out
 
@@ -668,7 +610,7 @@ def _check_worker_editable(reach: grid_access.Reach, worker_id: int) -> None:
     edit = access.capability_reach(reach, "edit_orgs")
     editable = access.communities_wholly_in_reach(edit).filter(grid_workers__pk=worker_id)
     if not editable.exists():
-        raise GridError("该网格员不在您可维护的范围内", code="worker_outside_reach")
+        raise DomainError("该网格员不在您可维护的范围内", code="worker_outside_reach")
 
 
 def _worker_output(worker: GridWorker) -> dict[str, Any]:
@@ -697,7 +639,7 @@ class WorkerListApi(ReachAPIView):
         responses={200: WorkerOutputSerializer(many=True), **READ_ERRORS},
     )
     def get(self, request: Request) -> Response:
-        f = _parse(self.FilterSerializer, request)
+        f = parse_query(self.FilterSerializer, request)
         qs = selectors.grid_worker_list(
             reach=self.reach, community_code=f.get("community"), grid_code=f.get("grid")
         )
@@ -715,7 +657,7 @@ class WorkerListApi(ReachAPIView):
         responses={201: WorkerOutputSerializer, **WRITE_ERRORS},
     )
     def post(self, request: Request) -> Response:
-        data = _worker_references(self.reach, _input(WorkerInputSerializer, request))
+        data = _worker_references(self.reach, parse_body(WorkerInputSerializer, request))
         data.pop("active", None)
         worker = services.grid_worker_create(**data)
         return Response(_worker_output(worker), status=status.HTTP_201_CREATED)
@@ -734,7 +676,7 @@ class WorkerDetailApi(ReachAPIView):
     def patch(self, request: Request, pk: int) -> Response:
         worker = selectors.grid_worker_get(reach=self.reach, worker_id=pk)
         _check_worker_editable(self.reach, worker.pk)
-        data = _worker_references(self.reach, _input(WorkerInputSerializer, request, partial=True))
+        data = _worker_references(self.reach, parse_body(WorkerInputSerializer, request, partial=True))
         with transaction.atomic():
             worker = services.grid_worker_update(worker=worker, **data)
             _check_worker_editable(self.reach, worker.pk)
@@ -779,7 +721,7 @@ class CadreListApi(ReachAPIView):
         responses={200: CadreOutputSerializer(many=True), **READ_ERRORS},
     )
     def get(self, request: Request) -> Response:
-        f = _parse(self.FilterSerializer, request)
+        f = parse_query(self.FilterSerializer, request)
         qs = selectors.stationed_cadre_list(
             reach=self.reach, community_code=f.get("community"), on_date=f.get("date")
         )
@@ -827,7 +769,7 @@ class CadreDetailApi(ReachAPIView):
         cadre = selectors.stationed_cadre_get(reach=self.reach, cadre_id=pk)
         if not access.stationed_cadres_in_reach(edit, StationedCadre.objects.filter(pk=pk)).exists():
             raise exceptions.PermissionDenied("该驻点干部不在您可维护的范围内")
-        data = _input(self.InputSerializer, request, partial=True)
+        data = parse_body(self.InputSerializer, request, partial=True)
         cadre = services.stationed_cadre_update(cadre=cadre, **data)
         return Response(CadreOutputSerializer(cadre).data)
 
@@ -872,51 +814,6 @@ class EnterpriseFeatureSerializer(GeoFeatureModelSerializer):
         ]
 
 
-class GeoJSONPointField(serializers.Field):
-    """A GeoJSON Point {"type": "Point", "coordinates": [lon, lat]} in the request's `crs`."""
-
-    default_error_messages = {
-        # Braces doubled: DRF formats error messages with str.format.
-        "invalid": '应为 GeoJSON 点：{{"type": "Point", "coordinates": [经度, 纬度]}}',
-    }
-
-    def to_internal_value(self, data: Any) -> tuple[float, float]:
-        if not isinstance(data, dict) or data.get("type") != "Point":
-            self.fail("invalid")
-        pair = data.get("coordinates")
-        if (
-            not isinstance(pair, list)
-            or len(pair) != 2
-            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in pair)
-        ):
-            self.fail("invalid")
-        try:
-            lon, lat = float(pair[0]), float(pair[1])
-        except OverflowError:
-            # A JSON integer of hundreds of digits has no float: invalid, not a 500.
-            self.fail("invalid")
-        if not (math.isfinite(lon) and math.isfinite(lat)):
-            self.fail("invalid")
-        return lon, lat
-
-    def to_representation(self, value: Any) -> Any:
-        return value
-
-
-@extend_schema_field(
-    {
-        "type": "object",
-        "properties": {
-            "type": {"type": "string", "enum": ["Point"]},
-            "coordinates": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
-        },
-        "required": ["type", "coordinates"],
-    }
-)
-class DocumentedPointField(GeoJSONPointField):
-    pass
-
-
 class EnterpriseInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100, help_text="名称")
     kind = serializers.ChoiceField(choices=Enterprise.Kind.choices, required=False, help_text="类型")
@@ -957,24 +854,24 @@ def _enterprise_references(reach: grid_access.Reach, data: dict[str, Any]) -> di
         out["point"] = Point(float(wgs_lon), float(wgs_lat), srid=STORAGE_SRID)
     if "building" in data:
         out["building"] = (
-            _one(grid_access.buildings_in_reach(edit), "building", code=data["building"])
+            one_referenced(grid_access.buildings_in_reach(edit), "building", code=data["building"])
             if data["building"]
             else None
         )
     if "covering_joint_branch" in data:
         branches = access.party_orgs_in_reach(edit, strict=True).filter(kind=Kind.JOINT_BRANCH)
         value = data["covering_joint_branch"]
-        out["covering_joint_branch"] = _one(branches, "covering_joint_branch", pk=value) if value else None
+        out["covering_joint_branch"] = one_referenced(branches, "covering_joint_branch", pk=value) if value else None
     if "instructor" in data:
         value = data["instructor"]
-        out["instructor"] = _one(access.cadres_in_reach(edit), "instructor", pk=value) if value else None
+        out["instructor"] = one_referenced(access.cadres_in_reach(edit), "instructor", pk=value) if value else None
     return out
 
 
 def _check_enterprise_editable(reach: grid_access.Reach, enterprise_id: int) -> None:
     edit = access.capability_reach(reach, "edit_orgs")
     if not access.enterprises_in_reach(edit, Enterprise.objects.filter(pk=enterprise_id)).exists():
-        raise GridError("两新组织的位置须在您可维护的范围内", code="enterprise_outside_reach")
+        raise DomainError("两新组织的位置须在您可维护的范围内", code="enterprise_outside_reach")
 
 
 def _enterprise_output(enterprise: Enterprise) -> dict[str, Any]:
@@ -1012,7 +909,7 @@ class EnterpriseListApi(ReachAPIView):
         responses={200: EnterpriseFeatureSerializer(many=True), **READ_ERRORS},
     )
     def get(self, request: Request) -> Response:
-        f = _parse(self.FilterSerializer, request)
+        f = parse_query(self.FilterSerializer, request)
         qs = selectors.enterprise_list(
             reach=self.reach, community_code=f.get("community"), kind=f.get("kind")
         )
@@ -1030,7 +927,7 @@ class EnterpriseListApi(ReachAPIView):
         responses={201: EnterpriseFeatureSerializer, **ENTERPRISE_WRITE_ERRORS},
     )
     def post(self, request: Request) -> Response:
-        data = _enterprise_references(self.reach, _input(EnterpriseInputSerializer, request))
+        data = _enterprise_references(self.reach, parse_body(EnterpriseInputSerializer, request))
         with transaction.atomic():
             enterprise = services.enterprise_create(**data)
             _check_enterprise_editable(self.reach, enterprise.pk)
@@ -1050,7 +947,7 @@ class EnterpriseDetailApi(ReachAPIView):
     def patch(self, request: Request, pk: int) -> Response:
         enterprise = selectors.enterprise_get(reach=self.reach, enterprise_id=pk)
         _check_enterprise_editable(self.reach, enterprise.pk)
-        data = _enterprise_references(self.reach, _input(EnterpriseInputSerializer, request, partial=True))
+        data = _enterprise_references(self.reach, parse_body(EnterpriseInputSerializer, request, partial=True))
         with transaction.atomic():
             enterprise = services.enterprise_update(enterprise=enterprise, **data)
             _check_enterprise_editable(self.reach, enterprise.pk)
@@ -1102,7 +999,7 @@ class ViolationListApi(ReachAPIView):
         responses={200: ViolationSerializer(many=True), **READ_ERRORS, **NOT_FOUND},
     )
     def get(self, request: Request) -> Response:
-        f = _parse(self.FilterSerializer, request)
+        f = parse_query(self.FilterSerializer, request)
         street: Street | None = None
         if f.get("street"):
             street = grid_access.get_in_reach(self.reach, Street.objects.all(), code=f["street"])
@@ -1206,14 +1103,14 @@ class OrgSeatListApi(ReachAPIView):
     def post(self, request: Request, pk: int) -> Response:
         org = _org_for_data(self.reach, pk)
         _check_org_editable(self.reach, org.pk)
-        data = _input(SeatInputSerializer, request)
+        data = parse_body(SeatInputSerializer, request)
         if "liaison_communities" in data:
             edit = access.capability_reach(self.reach, "edit_orgs")
             codes = list(dict.fromkeys(data["liaison_communities"]))
             found = list(grid_access.communities_in_reach(edit).filter(code__in=codes))
             missing = sorted(set(codes) - {c.code for c in found})
             if missing:
-                raise _not_found_reference("liaison_communities", "、".join(missing))
+                raise reference_not_found("liaison_communities", "、".join(missing))
             data["liaison_communities"] = found
         seat = services.committee_seat_create(org=org, **data)
         return Response(SeatOutputSerializer(_seats().get(pk=seat.pk)).data, status=status.HTTP_201_CREATED)
@@ -1283,7 +1180,7 @@ class OrgRectificationListApi(ReachAPIView):
     def post(self, request: Request, pk: int) -> Response:
         org = _org_for_data(self.reach, pk)
         _check_org_editable(self.reach, org.pk)
-        rect = services.party_org_flag_weak(org=org, **_input(RectificationInputSerializer, request))
+        rect = services.party_org_flag_weak(org=org, **parse_body(RectificationInputSerializer, request))
         return Response(RectificationOutputSerializer(rect).data, status=status.HTTP_201_CREATED)
 
 
@@ -1320,7 +1217,7 @@ class RectificationDetailApi(ReachAPIView):
     def patch(self, request: Request, pk: int) -> Response:
         rect = self._get(pk)
         _check_org_editable(self.reach, rect.org_id)
-        data = _input(self.ConvertInputSerializer, request)
+        data = parse_body(self.ConvertInputSerializer, request)
         rect = services.rectification_convert(rectification=rect, converted_on=data["converted_on"])
         return Response(RectificationOutputSerializer(self._get(rect.pk)).data)
 
@@ -1380,7 +1277,7 @@ class OrgStarRatingListApi(ReachAPIView):
     def post(self, request: Request, pk: int) -> Response:
         org = _org_for_data(self.reach, pk)
         _check_org_editable(self.reach, org.pk)
-        data = _input(StarRatingInputSerializer, request)
+        data = parse_body(StarRatingInputSerializer, request)
         existed = StarRating.objects.filter(org=org, year=data["year"]).exists()
         rating = services.star_rating_record(org=org, **data)
         code = status.HTTP_200_OK if existed else status.HTTP_201_CREATED
@@ -1458,13 +1355,13 @@ class MemberExportApi(ReachAPIView):
         },
     )
     def post(self, request: Request) -> HttpResponse:
-        data = _input(self.ExportInputSerializer, request)
+        data = parse_body(self.ExportInputSerializer, request)
         reason = (data.get("reason") or "").strip()
         if not reason:
-            raise GridError("导出个人信息必须填写事由", code="reason_required")
+            raise DomainError("导出个人信息必须填写事由", code="reason_required")
         community = None
         if data.get("community"):
-            community = _one(
+            community = one_referenced(
                 grid_access.communities_in_reach(self.reach), "community", code=data["community"]
             )
         members = members_to_export(reach=self.reach, community=community)

@@ -1,13 +1,13 @@
 """Errors the orgs services raise: a stable machine code plus a message in Chinese for people.
 
-They subclass grid's GridError so the API's error handler (ops/api_errors.py) answers them with
-400 and their code, and so callers can catch every domain error with one except clause.
+They are DomainErrors (edge.errors): the API answers them with 400 and their code, and callers
+catch every domain error with one except clause.
 """
 
-from grid.errors import GridError
+from edge.errors import DomainError
 
 
-class OrgError(GridError):
+class OrgError(DomainError):
     code = "org_error"
 
 

@@ -19,12 +19,21 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework_gis.serializers import GeoFeatureModelSerializer
 
-from grid.api_base import ReachAPIView
-from grid.apis import UNAUTHENTICATED_RESPONSE, FeaturePagination, StrictInBBoxFilter
-from grid.errors import GridError
+from edge.api import (
+    BBOX_PARAMETER,
+    PAGE_PARAMETERS,
+    READ_ERRORS,
+    UNAUTHENTICATED_RESPONSE,
+    DocumentedPointField,
+    FeaturePagination,
+    ReachAPIView,
+    StrictInBBoxFilter,
+    parse_body,
+    parse_query,
+)
+from edge.errors import DomainError
 from grid.models import unit_code_validator
 from orgs import access, selectors, sync
-from orgs.apis import BBOX_PARAMETER, PAGE_PARAMETERS, READ_ERRORS, DocumentedPointField, _input, _parse
 from orgs.models import StationContact, Visit
 from orgs.sync import EventItem, ItemResult, Position
 
@@ -120,11 +129,11 @@ class SyncBatchSerializer(serializers.Serializer):
 
 
 def _batch(request: Request) -> list[Any]:
-    batch = _input(SyncBatchSerializer, request)
+    batch = parse_body(SyncBatchSerializer, request)
     limit = settings.WANGGE_SYNC["max_items"]
     if len(batch["items"]) > limit:
         # Its own code, so a tablet knows to split the batch rather than show an input error.
-        raise GridError(
+        raise DomainError(
             f"每批最多 {limit} 条，请分批同步", code="sync_batch_too_large", detail={"max_items": limit}
         )
     return batch["items"]
@@ -342,7 +351,7 @@ class VisitListApi(ReachAPIView):
         responses={200: VisitFeatureSerializer(many=True), **READ_ERRORS},
     )
     def get(self, request: Request) -> Response:
-        f = _parse(self.FilterSerializer, request)
+        f = parse_query(self.FilterSerializer, request)
         qs = selectors.visit_list(reach=self.reach, **f)
         qs = StrictInBBoxFilter().filter_queryset(request, qs, self)
         paginator = FeaturePagination()
@@ -366,7 +375,7 @@ class ContactListApi(ReachAPIView):
         responses={200: ContactFeatureSerializer(many=True), **READ_ERRORS},
     )
     def get(self, request: Request) -> Response:
-        f = _parse(self.FilterSerializer, request)
+        f = parse_query(self.FilterSerializer, request)
         qs = selectors.station_contact_list(reach=self.reach, **f)
         qs = StrictInBBoxFilter().filter_queryset(request, qs, self)
         paginator = FeaturePagination()

@@ -32,7 +32,7 @@ from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.test import APIClient
 
-from grid.api_base import ReachAPIView
+from edge.api import ReachAPIView
 from grid.models import AuditEvent, RoleAssignment
 from orgs import services as org_services
 from orgs.models import PartyMember, PartyOrganisation, StationedCadre

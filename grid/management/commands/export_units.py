@@ -4,8 +4,8 @@ from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from edge.errors import DomainError
 from grid.audit import acting_as, command_actor
-from grid.errors import GridError
 from grid.exporters import EXPORT_CRS, FORMATS, units_export
 from grid.importers import LEVELS
 
@@ -42,7 +42,7 @@ class Command(BaseCommand):
                 as_of=_date(options["as_of"]) if isinstance(options["as_of"], str) else options["as_of"],  # type: ignore[arg-type]
                 community=options["community"],  # type: ignore[arg-type]
             )
-        except GridError as exc:
+        except DomainError as exc:
             raise CommandError(f"导出失败 [{exc.code}]：{exc.message}") from exc
         self.stdout.write(
             self.style.SUCCESS(f"已导出 {result.count} 条到 {result.path}（{result.format}，{result.crs}）")

@@ -4,8 +4,8 @@ from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from edge.errors import DomainError
 from grid.audit import acting_as, command_actor
-from grid.errors import GridError
 from grid.importers import LEVELS, ImportRejected, units_import
 
 # A rejected file can list thousands of features; the first ones are enough to act on.
@@ -67,7 +67,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"导入失败 [{exc.code}]：{exc.message}\n{listing}\n{exc.report.summary()}"
             ) from exc
-        except GridError as exc:
+        except DomainError as exc:
             raise CommandError(f"导入失败 [{exc.code}]：{exc.message}") from exc
         if report.issues:
             self.stdout.write(_listing(report.issues))

@@ -7,9 +7,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Q
 
+from edge.errors import DomainError
 from grid.access import reach_for_user
 from grid.audit import Actor, acting_as, actor_for_user
-from grid.errors import GridError
 from grid.models import Community
 from orgs.access import party_members_in_reach
 from orgs.models import PartyMember
@@ -61,7 +61,7 @@ class Command(BaseCommand):
                     street_id=street_id,
                     scope=scope,
                 )
-        except GridError as exc:
+        except DomainError as exc:
             raise CommandError(f"{exc.message}（{exc.code}）") from exc
         note = "含明文个人信息" if unmasked else "身份证号和电话已脱敏"
         self.stdout.write(self.style.SUCCESS(f"已导出{count}名党员到 {options['output']}（{note}）"))

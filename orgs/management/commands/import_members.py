@@ -5,8 +5,8 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from edge.errors import DomainError
 from grid.audit import Actor, acting_as, actor_for_user
-from grid.errors import GridError
 from grid.models import Street
 from orgs.roster import HEADERS, members_import
 
@@ -40,7 +40,7 @@ class Command(BaseCommand):
         try:
             with acting_as(actor):
                 report = members_import(path=path, partial=bool(options["partial"]), street=street)
-        except GridError as exc:
+        except DomainError as exc:
             raise CommandError(f"{exc.message}（{exc.code}）") from exc
         for error in report.errors:
             self.stderr.write(str(error))

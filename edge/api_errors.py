@@ -26,9 +26,8 @@ from rest_framework import exceptions, parsers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from grid.coords import CoordinatesOutOfRange, UnknownCRS
-from grid.errors import GridError
-from ops.authentication import CsrfFailed
+from edge.authentication import CsrfFailed
+from edge.errors import DomainError
 
 # Deeper than any document this API accepts (an org with a list of building codes is depth 2);
 # the limit keeps a body of "[[[[…" from exhausting Python's recursion limit inside json.
@@ -132,11 +131,8 @@ def _message(exc: exceptions.APIException, fixed: str, request: Any) -> str:
 
 def _project_error(exc: Exception) -> Response | None:
     """Our own errors and Django's request-size refusals, which DRF does not know."""
-    if isinstance(exc, GridError | UnknownCRS | CoordinatesOutOfRange):
-        # grid.coords is free of Django; its errors carry GridError's (message, code, detail) shape.
-        return Response(
-            {"code": exc.code, "message": exc.message, **exc.detail}, status=status.HTTP_400_BAD_REQUEST
-        )
+    if isinstance(exc, DomainError):
+        return Response({"code": exc.code, "message": exc.message, **exc.detail}, status=exc.status)
     if isinstance(exc, RequestDataTooBig | TooManyFieldsSent):
         limit = (settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0) / 1048576
         message = (

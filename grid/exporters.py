@@ -5,6 +5,10 @@ shapefile keeps them), so an exported file imports back unchanged. Geometries le
 WGS-84 and are converted once, here, to the requested system. GCJ-02 and BD-09 have no EPSG code:
 GeoPackage and Shapefile exports in them carry no CRS (a re-import must declare --crs), GeoJSON
 and CSV never carry one.
+
+Given a Reach, an export holds only the units that reach sees (grid.access), as the API and the
+admin would show them; without one it is the operator's export of the whole database. Either way
+the audit row says which.
 """
 
 from __future__ import annotations
@@ -16,16 +20,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.utils import timezone
 
-from grid import coords, selectors
+from grid import access, coords, selectors
+from grid.access import NotInReach, Reach
 from grid.audit import audit_record
 from grid.errors import GridError
 from grid.importers import LEVEL_MODELS, LEVELS
@@ -112,14 +117,19 @@ def _format(path: Path, fmt: str | None) -> str:
 # --------------------------------------------------------------------------------------------
 
 Rows = tuple[list[dict[str, Any]], list[Any]]
+_M = TypeVar("_M", bound=Model)
+
+
+def _in_reach(qs: QuerySet[_M], reach: Reach | None) -> QuerySet[_M]:
+    return qs if reach is None else access.scope(reach, qs)
 
 
 def _iso(day: date | None) -> str | None:
     return day.isoformat() if day else None
 
 
-def _streets(community: str | None, as_of: date) -> Rows:
-    qs: QuerySet[Street] = Street.objects.order_by("code")
+def _streets(community: str | None, as_of: date, reach: Reach | None) -> Rows:
+    qs: QuerySet[Street] = _in_reach(Street.objects.order_by("code"), reach)
     if community:
         qs = qs.filter(communities__code=community)
     items = list(qs)
@@ -128,8 +138,8 @@ def _streets(community: str | None, as_of: date) -> Rows:
     ]
 
 
-def _communities(community: str | None, as_of: date) -> Rows:
-    qs = Community.objects.select_related("street").order_by("code")
+def _communities(community: str | None, as_of: date, reach: Reach | None) -> Rows:
+    qs = _in_reach(Community.objects.select_related("street").order_by("code"), reach)
     if community:
         qs = qs.filter(code=community)
     items = list(qs)
@@ -139,8 +149,8 @@ def _communities(community: str | None, as_of: date) -> Rows:
     return attrs, [c.geom for c in items]
 
 
-def _grids(community: str | None, as_of: date) -> Rows:
-    qs = selectors.grid_boundaries_as_of(on_date=as_of).order_by("cell__code")
+def _grids(community: str | None, as_of: date, reach: Reach | None) -> Rows:
+    qs = _in_reach(selectors.grid_boundaries_as_of(on_date=as_of).order_by("cell__code"), reach)
     if community:
         qs = qs.filter(cell__community__code=community)
     items = list(qs)
@@ -158,8 +168,8 @@ def _grids(community: str | None, as_of: date) -> Rows:
     return attrs, [b.geom for b in items]
 
 
-def _buildings(community: str | None, as_of: date) -> Rows:
-    qs = Building.objects.select_related("community", "grid_cell").order_by("code")
+def _buildings(community: str | None, as_of: date, reach: Reach | None) -> Rows:
+    qs = _in_reach(Building.objects.select_related("community", "grid_cell").order_by("code"), reach)
     if community:
         qs = qs.filter(community__code=community)
     items = list(qs)
@@ -179,8 +189,8 @@ def _buildings(community: str | None, as_of: date) -> Rows:
     return attrs, [b.geom for b in items]
 
 
-def _service_centres(community: str | None, as_of: date) -> Rows:
-    qs = ServiceCentre.objects.select_related("street", "community").order_by("code")
+def _service_centres(community: str | None, as_of: date, reach: Reach | None) -> Rows:
+    qs = _in_reach(ServiceCentre.objects.select_related("street", "community").order_by("code"), reach)
     if community:
         qs = qs.filter(community__code=community)
     items = list(qs)
@@ -199,7 +209,7 @@ def _service_centres(community: str | None, as_of: date) -> Rows:
     return attrs, [s.geom for s in items]
 
 
-_ROWS: dict[str, Callable[[str | None, date], Rows]] = {
+_ROWS: dict[str, Callable[[str | None, date, Reach | None], Rows]] = {
     "street": _streets,
     "community": _communities,
     "grid": _grids,
@@ -267,6 +277,28 @@ def _write_zipped_shapefile(gdf: Any, path: Path, options: dict[str, Any]) -> No
                 archive.write(member, arcname=member.name)
 
 
+def _community_street_id(code: str, reach: Reach | None) -> int:
+    """The street of the community an export is limited to. A missing community and one outside
+    the reach are refused alike, as a fetch by id is (grid.access.get_in_reach)."""
+    try:
+        if reach is None:
+            found = Community.objects.get(code=code)
+        else:
+            found = access.get_in_reach(reach, Community.objects.all(), code=code)
+    except (Community.DoesNotExist, NotInReach):
+        raise ExportFailed(f"社区不存在或不在管辖范围内：{code}", code="community_unknown") from None
+    return found.street_id
+
+
+def _only_street_in(reach: Reach) -> int | None:
+    """The one street a scoped export can reach, so that street's administrators see its audit
+    row; None when the reach spans several streets (the operator sees the row either way)."""
+    if reach.everything:
+        return None
+    ids = list(Street.objects.filter(reach.street_q()).values_list("id", flat=True)[:2])
+    return ids[0] if len(ids) == 1 else None
+
+
 def units_export(
     *,
     level: str,
@@ -275,18 +307,28 @@ def units_export(
     crs: str = "wgs84",
     as_of: date | None = None,
     community: str | None = None,
+    reach: Reach | None = None,
 ) -> ExportResult:
     """Write the units of `level` to `path`. Grids: the boundaries in force on `as_of` (today).
 
     `community` limits the export to one community (for streets: the street holding it).
+    `reach` limits it to what that user sees; None exports the whole database (an operator's
+    command, audited as such). Every refusal comes before the file is opened.
     """
     spec = LEVELS.get(level)
     if spec is None:
         raise ExportFailed(f"未知的单元层级“{level}”，可用：{'、'.join(LEVELS)}", code="level_unknown")
+    if reach is not None and not reach.can_read():
+        raise ExportFailed("该用户没有可查看的管辖范围，无单元可导出", code="reach_empty")
     path = Path(path)
     fmt = _format(path, fmt)
     token = _export_crs(crs)
-    attrs, stored = _ROWS[level](community, as_of or timezone.localdate())
+    street_id: int | None
+    if community:
+        street_id = _community_street_id(community, reach)
+    else:
+        street_id = _only_street_in(reach) if reach is not None else None
+    attrs, stored = _ROWS[level](community, as_of or timezone.localdate(), reach)
     frame = pd.DataFrame(attrs, columns=_COLUMNS[level])
     wkb = [g.wkb.tobytes() if hasattr(g.wkb, "tobytes") else bytes(g.wkb) for g in stored]
     geoms = geometries_from_wgs84(np.asarray(shapely.from_wkb(wkb), dtype=object), token)
@@ -300,7 +342,8 @@ def units_export(
         action=AuditEvent.Action.EXPORT,
         object_type=model._meta.label,
         object_id=community or "",
-        summary=f"导出{spec.label}{len(frame)}个到 {path.name}（{fmt}，{token}）",
+        summary=f"导出{spec.label}{len(frame)}个到 {path.name}（{fmt}，{token}，"
+        f"{'限操作人管辖范围' if reach is not None else '全库'}）",
         changes={
             "file": path.name,
             "level": level,
@@ -309,9 +352,8 @@ def units_export(
             "count": len(frame),
             "community": community,
             "as_of": _iso(as_of),
+            "whole_database": reach is None,
         },
-        street_id=Community.objects.filter(code=community).values_list("street_id", flat=True).first()
-        if community
-        else None,
+        street_id=street_id,
     )
     return ExportResult(path=path, count=len(frame), format=fmt, crs=token)

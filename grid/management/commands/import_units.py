@@ -1,4 +1,8 @@
-"""manage.py import_units: load streets, communities, grids, buildings or service centres from a file."""
+"""manage.py import_units: load streets, communities, grids, buildings or service centres from a file.
+
+An operator's data-loading command: it takes no user and no reach (it writes wherever the file
+says), so it is for whoever runs the server, not for street staff. The import writes one audit row
+under the OS account that ran it (grid.importers._audit_import)."""
 
 from datetime import date
 
@@ -27,7 +31,10 @@ def _listing(issues: list) -> str:
 
 
 class Command(BaseCommand):
-    help = "从 GeoJSON、Shapefile（.shp 或 .zip）、GeoPackage 或 CSV 导入空间单元（按编码新增或更新）"
+    help = (
+        "从 GeoJSON、Shapefile（.shp 或 .zip）、GeoPackage 或 CSV 导入空间单元（按编码新增或更新）。"
+        "运维人员的数据装载命令：不区分用户、不限管辖范围，可写入全库；每次导入记一条审计日志"
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", help="要导入的文件")

@@ -57,6 +57,8 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "drf_spectacular",
+    # Swagger UI and ReDoc as static files from PyPI: /api/docs/ must open on an intranet (no CDN).
+    "drf_spectacular_sidecar",
     "leaflet",
     "grid",
     "orgs",
@@ -215,6 +217,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "街道网格化管理：网格、楼栋、党组织与覆盖缺口",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Basemap tiles are optional: government intranets have no internet, so the default is none and

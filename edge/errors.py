@@ -26,6 +26,16 @@ class Conflict(DomainError):
     status = 409
 
 
+class OutsideEditReach(DomainError):
+    """The caller may see the object (or would create it) but may not change it there: 403.
+
+    The one answer of every "may this user edit it" check, before a write (the object) and inside
+    the write (where the result lands), so a client branches on one code whatever it edits."""
+
+    code = "outside_edit_reach"
+    status = 403
+
+
 class NotInReach(Exception):
     """Raised for a missing object and for one outside the user's reach alike (answered 404)."""
 

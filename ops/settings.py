@@ -305,7 +305,7 @@ WANGGE_REACH_OF_REQUEST = "grid.access.reach_of_request"
 WANGGE_AUDIT_ACTOR_FROM_REQUEST = "grid.audit.set_actor_from_request"
 # Who hears of changed communities (grid.changes): inside the transaction when outlines moved,
 # after the commit for every change. Higher layers listen; the project names them here.
-WANGGE_OUTLINE_LISTENERS: list[str] = []
+WANGGE_OUTLINE_LISTENERS: list[str] = ["orgs.services.enterprises_follow_outlines"]
 WANGGE_CHANGE_LISTENERS: list[str] = []
 
 WANGGE_SYNC: dict[str, int] = {

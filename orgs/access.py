@@ -26,16 +26,20 @@ from typing import Any, TypeVar
 
 from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 
+from edge.errors import NotInReach, OutsideEditReach
 from grid import access as grid_access
 from grid.access import CAPABILITIES, Reach
 from grid.audit import audit_record
 from grid.models import AuditEvent, Building, Community, GridBoundary
 from orgs.models import (
     Cadre,
+    CommitteeSeat,
     Enterprise,
     GridWorker,
     PartyMember,
     PartyOrganisation,
+    Rectification,
+    StarRating,
     StationContact,
     StationedCadre,
     Visit,
@@ -221,6 +225,104 @@ def get_in_reach(reach: Reach, qs: QuerySet[M], **lookup: Any) -> M:
     return grid_access.get_in_reach(reach, qs, SCOPES, **lookup)
 
 
+# --- guards: the only ways to fetch one object for reading its records or for editing ----------
+
+
+def org_for_records(reach: Reach, org_id: int) -> PartyOrganisation:
+    """An organisation whose own records (seats, rectifications, star ratings) the caller may see.
+
+    Strict reach, as for the people of an organisation: a grid worker sees the names of the
+    community and street organisations above their grid, not their ratings or rectifications.
+    """
+    if not reach.can_read():
+        raise NotInReach
+    qs = party_orgs_in_reach(reach, PartyOrganisation.objects.select_related("street"), strict=True)
+    org = qs.filter(pk=org_id).first()
+    if org is None:
+        raise NotInReach
+    return org
+
+
+def _org_record_get(reach: Reach, qs: QuerySet[M], pk: int) -> M:
+    """A record hanging on an organisation (seat, rectification), seen like org_for_records."""
+    if not reach.can_read():
+        raise NotInReach
+    obj = qs.filter(pk=pk, org__in=party_orgs_in_reach(reach, strict=True).values("pk")).first()
+    if obj is None:
+        raise NotInReach
+    return obj
+
+
+def committee_seat_get(reach: Reach, seat_id: int, qs: QuerySet[CommitteeSeat] | None = None) -> CommitteeSeat:
+    qs = CommitteeSeat.objects.select_related("org") if qs is None else qs
+    return _org_record_get(reach, qs, seat_id)
+
+
+def rectification_get(reach: Reach, rectification_id: int) -> Rectification:
+    return _org_record_get(reach, Rectification.objects.select_related("org"), rectification_id)
+
+
+def _editable_orgs(reach: Reach, qs: QuerySet[PartyOrganisation]) -> QuerySet[PartyOrganisation]:
+    return party_orgs_in_reach(reach, qs, strict=True)
+
+
+def _editable_workers(reach: Reach, qs: QuerySet[GridWorker]) -> QuerySet[GridWorker]:
+    # A worker is staff of a whole community: editable where that community is wholly in reach.
+    return qs.filter(community__in=communities_wholly_in_reach(reach))
+
+
+def _editable_org_records(reach: Reach, qs: QuerySet[M]) -> QuerySet[M]:
+    return qs.filter(org__in=party_orgs_in_reach(reach, strict=True).values("pk"))
+
+
+# Where the `edit_orgs` part of a reach may write each kind of object.
+EDIT_SCOPES: dict[type[Model], Any] = {
+    PartyOrganisation: _editable_orgs,
+    PartyMember: party_members_in_reach,
+    Enterprise: enterprises_in_reach,
+    GridWorker: _editable_workers,
+    StationedCadre: stationed_cadres_in_reach,
+    CommitteeSeat: _editable_org_records,
+    Rectification: _editable_org_records,
+    StarRating: _editable_org_records,
+}
+_EDIT_NOUNS = {
+    PartyOrganisation: "该党组织",
+    PartyMember: "该党员",
+    Enterprise: "该两新组织（按其位置）",
+    GridWorker: "该网格员",
+    StationedCadre: "该驻点干部",
+    CommitteeSeat: "该委员席位",
+    Rectification: "该整顿记录",
+    StarRating: "该星级评定",
+}
+
+
+def editable_q(reach: Reach, qs: QuerySet[M]) -> QuerySet[M]:
+    """`qs` narrowed to what the caller may edit (the `edit_orgs` part of their reach)."""
+    return EDIT_SCOPES[qs.model](capability_reach(reach, "edit_orgs"), qs)
+
+
+def ensure_editable(reach: Reach, obj: Model) -> None:
+    """Raise OutsideEditReach unless the caller may edit `obj` as it is in the database now.
+
+    Called by the API before a write (on the object fetched with the read guard, so a missing or
+    unseen object is already a 404) and by the services after it, inside their transaction (where
+    the result landed), so a write that would move something out of the writer's reach is
+    refused whole."""
+    model = type(obj)
+    if not editable_q(reach, model._default_manager.filter(pk=obj.pk)).exists():
+        raise OutsideEditReach(f"{_EDIT_NOUNS[model]}不在您可维护的范围内")
+
+
+def get_editable(reach: Reach, qs: QuerySet[M], **lookup: Any) -> M:
+    """Fetch one object to edit: NotInReach (404) when the caller cannot see it, OutsideEditReach
+    (403) when they can see but not edit it."""
+    obj = get_in_reach(reach, qs, **lookup)
+    ensure_editable(reach, obj)
+    return obj
+
+
 # --- personal data ----------------------------------------------------------------------------
 
 
@@ -261,3 +363,13 @@ def pii_visible(
             changes={key: ids},
         )
     return visible
+
+
+def roster_export_unmasked(*, user: Any, reach: Reach, members: QuerySet[PartyMember]) -> bool:
+    """The one masking rule of every roster export (API and `export_members --user`): clear ID
+    numbers and phones only with the export permission AND view_pii over every member exported;
+    one member outside the view_pii part of the reach masks the whole file."""
+    if not user.has_perm("grid.export_personal_data"):
+        return False
+    pii_members = party_members_in_reach(capability_reach(reach, "view_pii")).values("pk")
+    return not members.exclude(pk__in=pii_members).exists()

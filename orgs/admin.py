@@ -290,7 +290,7 @@ class StarRatingAdmin(AuditedAdminMixin, ReachAdminMixin, admin.ModelAdmin):
     readonly_fields = ["total_score"]
 
     def save_model(self, request: Any, obj: StarRating, form: Any, change: bool) -> None:
-        saved = services.star_rating_record(
+        saved, _created = services.star_rating_record(
             org=obj.org,
             year=obj.year,
             score=obj.score,

@@ -273,3 +273,16 @@ def station_contact_list(*, reach: Reach, **filters: Any) -> QuerySet[StationCon
     """Check-ins and contacts of stationed cadres in communities wholly in reach; filters as
     `_event_list`."""
     return _event_list(access.station_contacts_in_reach(reach), **filters)
+
+
+def members_for_export(*, reach: Reach, community: Community | None = None) -> QuerySet[PartyMember]:
+    """The members a roster export by `reach` holds: those in reach, optionally of one community
+    (living there, or in an organisation of it). The API and `export_members --user` both use it."""
+    members = access.party_members_in_reach(reach)
+    if community is not None:
+        members = members.filter(
+            Q(residence_building__community=community)
+            | Q(organisation__community=community)
+            | Q(organisation__grid_cell__community=community)
+        )
+    return members.distinct()

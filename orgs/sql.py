@@ -141,6 +141,26 @@ def org_terms_ending_by(*, street_id: int | None, until: date) -> list[dict[str,
         return [dict(zip(cols, row, strict=True)) for row in cursor.fetchall()]
 
 
+def enterprises_near_outlines(community_ids: Sequence[int]) -> list[tuple[int, int | None]]:
+    """(id, community_id) of the enterprises a change of these communities' outlines can move:
+    those placed in one of them today, and those whose point one of them now covers.
+
+    A UNION of two index-backed semi-joins (community_id, then the gist index on the outline)
+    rather than `community_id = ANY OR ST_Covers(...)`, which would scan every enterprise.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT e.id, e.community_id FROM "{ENTERPRISE}" e WHERE e.community_id = ANY(%s)
+            UNION
+            SELECT e.id, e.community_id FROM "{ENTERPRISE}" e
+            JOIN "{COMMUNITY}" c ON c.id = ANY(%s) AND ST_Covers(c.geom, e.geom)
+            """,  # noqa: S608 - table names from models; values are parameters
+            [list(community_ids), list(community_ids)],
+        )
+        return list(cursor.fetchall())
+
+
 def enterprises_locate(enterprise_ids: Sequence[int] | None) -> int:
     """Set each enterprise's community to the one whose boundary covers its point, set-based.
 

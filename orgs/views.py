@@ -2,7 +2,7 @@
 service worker.
 
 Thin: the page embeds what the worker may pick offline (the buildings of their logging reach) and
-hands everything else to the sync API (orgs/event_apis.py), which checks each record again.
+hands everything else to the sync API (orgs/apis/events.py), which checks each record again.
 """
 
 from __future__ import annotations

@@ -277,7 +277,7 @@ def test_references_outside_the_editing_reach_read_as_missing(world, users):
     assert response.status_code == 400 and response.json()["code"] == "reference_not_found"
     # Visible (the chain above) but not theirs to edit.
     response = client.patch(f"/api/organisations/{world.committee.pk}/", {"name": "改"}, format="json")
-    assert response.status_code == 400 and response.json()["code"] == "org_outside_reach"
+    assert response.status_code == 403 and response.json()["code"] == "outside_edit_reach"
     response = client.patch(f"/api/organisations/{world.org_b.pk}/", {"name": "改"}, format="json")
     assert response.status_code == 404
     assert PartyOrganisation.objects.count() == before
@@ -308,7 +308,7 @@ def test_member_create_and_update(world, users):
     nowhere = client.post(
         "/api/members/", {"name": "无处", "gender": "male", "id_number": make_id_number(78)}, format="json"
     )
-    assert nowhere.status_code == 400 and nowhere.json()["code"] == "member_outside_reach"
+    assert nowhere.status_code == 403 and nowhere.json()["code"] == "outside_edit_reach"
     assert PartyMember.objects.filter(name__in=["重复", "无处"]).count() == 0
 
     response = client.patch(f"/api/members/{body['id']}/", {"phone": "13900002222"}, format="json")

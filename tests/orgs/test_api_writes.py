@@ -157,7 +157,7 @@ def test_an_enterprise_outside_the_callers_reach_is_not_written(world, users):
         {"name": "越界企业", "location": {"type": "Point", "coordinates": [X + 0.015, Y + 0.005]}},
         format="json",
     )
-    _refused(response, 400, "enterprise_outside_reach")
+    _refused(response, 403, "outside_edit_reach")
     response = client_for(users["street"]).post(
         "/api/enterprises/",
         {"name": "海上企业", "location": {"type": "Point", "coordinates": [X + 0.5, Y + 0.5]}},

@@ -82,12 +82,12 @@ def test_weak_flag_rectification_and_conversion(space):
 @pytest.mark.django_db
 def test_star_rating_satisfaction_weighs_forty_percent(space):
     org_a = community_org_for(space.a)
-    rating = services.star_rating_record(
+    rating, created = services.star_rating_record(
         org=org_a, year=2024, score=Decimal("90"), satisfaction_score=Decimal("80")
     )
-    assert rating.total_score == Decimal("86.00") and rating.stars == 4
-    again = services.star_rating_record(org=org_a, year=2024, score=95, satisfaction_score=90, stars=5)
-    assert again.pk == rating.pk and again.total_score == Decimal("93.00")
+    assert created and rating.total_score == Decimal("86.00") and rating.stars == 4
+    again, created = services.star_rating_record(org=org_a, year=2024, score=95, satisfaction_score=90, stars=5)
+    assert not created and again.pk == rating.pk and again.total_score == Decimal("93.00")
     with pytest.raises(OrgError):
         services.star_rating_record(org=org_a, year=2025, score=101, satisfaction_score=50)
 

@@ -27,7 +27,8 @@ from grid import coords
 from grid.access import reach_for_user
 from grid.models import AuditEvent, Community, Role, RoleAssignment
 from grid.services import grid_boundaries_set
-from orgs import event_apis, sync
+from orgs import sync
+from orgs.apis import events as event_apis
 from orgs.models import Enterprise, GridWorker, StationContact, StationedCadre, Visit
 from tests.factories import ORIGIN, rect
 from tests.orgs_factories import EnterpriseFactory, GridWorkerFactory, StationedCadreFactory

@@ -232,7 +232,7 @@ def _populate_orgs(
     world.add(
         org_services.star_rating_record(
             org=branch, year=2024, score=Decimal("80"), satisfaction_score=Decimal("90")
-        ),
+        )[0],
         place,
         code="",
     )

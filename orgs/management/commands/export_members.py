@@ -1,19 +1,21 @@
-"""Export the member roster (党员名册) with the import's headers. Personal data is masked unless the
-user named by --user holds `grid.export_personal_data`; the reason is required and audited."""
+"""Export the member roster (党员名册) with the import's headers; the reason is required and audited.
+
+With --user the export is that user's, exactly as through the API: their reach, and personal data
+in clear only under the one rule of orgs.access.roster_export_unmasked. Without --user it is the
+operator's whole-database export, always masked."""
 
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db.models import Q
 
 from edge.errors import DomainError
-from grid.access import reach_for_user
+from grid.access import Reach, reach_for_user
 from grid.audit import Actor, acting_as, actor_for_user
 from grid.models import Community
-from orgs.access import party_members_in_reach
-from orgs.models import PartyMember
+from orgs.access import roster_export_unmasked
 from orgs.roster import members_export
+from orgs.selectors import members_for_export
 
 
 class Command(BaseCommand):
@@ -29,37 +31,30 @@ class Command(BaseCommand):
         reason = str(options["reason"] or "").strip()
         if not reason:
             raise CommandError("必须用 --reason 填写导出事由")
-        members = PartyMember.objects.all()
+        user = None
+        reach = Reach(everything=True)
         actor = Actor(user_id=None, name="export_members")
-        unmasked = False
         if options["user"]:
             user = get_user_model().objects.filter(username=options["user"], is_active=True).first()
             if user is None:
                 raise CommandError(f"用户不存在或已停用：{options['user']}")
-            actor = actor_for_user(user)
-            unmasked = user.has_perm("grid.export_personal_data")
-            members = party_members_in_reach(reach_for_user(user), members)
-        street_id = None
-        scope = ""
+            actor, reach = actor_for_user(user), reach_for_user(user)
+        community = None
         if options["community"]:
             community = Community.objects.filter(code=options["community"]).first()
             if community is None:
                 raise CommandError(f"社区不存在：{options['community']}")
-            members = members.filter(
-                Q(residence_building__community=community)
-                | Q(organisation__community=community)
-                | Q(organisation__grid_cell__community=community)
-            )
-            street_id, scope = community.street_id, f"社区 {community.code}"
+        members = members_for_export(reach=reach, community=community)
+        unmasked = user is not None and roster_export_unmasked(user=user, reach=reach, members=members)
         try:
             with acting_as(actor):
                 count = members_export(
-                    members=members.distinct(),
+                    members=members,
                     path=Path(str(options["output"])),
                     reason=reason,
                     unmasked=unmasked,
-                    street_id=street_id,
-                    scope=scope,
+                    street_id=community.street_id if community else None,
+                    scope=f"社区 {community.code}" if community else "",
                 )
         except DomainError as exc:
             raise CommandError(f"{exc.message}（{exc.code}）") from exc

@@ -114,3 +114,22 @@ def test_exports_are_scoped_by_reach(world):
         assert response.status_code == 403, role
     assert APIClient().post(URL, {"reason": "导出"}, format="json").status_code == 401
     assert AuditEvent.objects.count() == before
+
+
+def test_the_command_follows_the_same_masking_rule_as_the_api(world, tmp_path):
+    """`export_members --user` used to unmask on the export permission alone."""
+    from django.core.management import call_command
+
+    s = world.space
+    user = user_with(Role.COMMUNITY_ADMIN, community=s.a)
+    RoleAssignment.objects.create(user=user, role=Role.LEADER, street=s.street)
+    user = allow_export(user)
+    for community, clear in ((None, False), (s.a.code, True)):
+        out = tmp_path / f"roster-{community}.xlsx"
+        args = ["export_members", str(out), "--reason", "核对", "--user", user.username]
+        call_command(*args, *(["--community", community] if community else []), stdout=io.StringIO())
+        sheet = openpyxl.load_workbook(out, read_only=True).active
+        rows = [dict(zip(HEADERS, r, strict=True)) for r in list(sheet.iter_rows(values_only=True))[1:]]
+        first = next(r for r in rows if r["姓名"] == "甲一")
+        assert (first["身份证号"] == make_id_number(1)) is clear
+        assert last_export().changes["unmasked"] is clear

@@ -18,21 +18,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.utils import timezone
 
+from orgs import plausibility
 from orgs.errors import PiiInvalid
-
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECK = "10X98765432"
-_ID_RE = re.compile(r"^\d{17}[\dX]$")
-_MOBILE_RE = re.compile(r"^1\d{10}$")
-_LANDLINE_RE = re.compile(r"^\d{7,12}$")
 
 
 @dataclass(frozen=True)
@@ -56,26 +51,20 @@ def _keys() -> MultiFernet:
 
 def id_number_check_digit(first17: str) -> str:
     """The GB 11643-1999 check character of an 18-character 居民身份证号码."""
-    total = sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS, strict=True))
-    return _ID_CHECK[total % 11]
+    return plausibility.id_number_check_digit(first17)
 
 
 def normalise_id_number(value: str) -> str:
-    """Upper-case, no spaces; 18 characters with a correct check character or PiiInvalid."""
-    v = re.sub(r"\s+", "", value or "").upper()
-    if not _ID_RE.match(v) or id_number_check_digit(v[:17]) != v[17]:
-        raise PiiInvalid("身份证号格式不正确（应为18位，末位校验码须正确）", code="id_number_invalid")
-    return v
+    """Upper-case, no spaces; refused (PiiInvalid, id_number_invalid) unless a clerk would accept
+    it: check character, a real birth date not after today, a known area code (orgs.plausibility).
+    Every write and every look-up goes through here, so all paths judge a number alike."""
+    return plausibility.check_id_number(value, today=timezone.localdate())
 
 
 def normalise_phone(value: str) -> str:
-    """Digits only (spaces, dashes and a +86 prefix dropped); a mobile or a landline number."""
-    v = re.sub(r"[\s\-()]", "", value or "")
-    if v.startswith("+86"):
-        v = v[3:]
-    if not (_MOBILE_RE.match(v) or _LANDLINE_RE.match(v)):
-        raise PiiInvalid("电话号码格式不正确（应为11位手机号或7–12位固定电话）", code="phone_invalid")
-    return v
+    """A valid mobile or fixed-line number as dialled in China (07591234567, 13800138000), or
+    PiiInvalid (phone_invalid); see orgs.plausibility.check_phone."""
+    return plausibility.check_phone(value)
 
 
 def keyed_hash(normalised: str) -> str:

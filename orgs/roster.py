@@ -6,6 +6,11 @@ stable code and a Chinese message) → write set-based in one transaction. All-o
 keyed hash of their ID number, so re-importing the same file changes nothing. Organisations,
 buildings and communities named in the file are looked up once for the whole file.
 
+Values are judged as a clerk would (orgs.plausibility, the same checks the services apply): an ID
+number's check character, birth date and area code; a phone that is a real mobile or fixed line; a
+birth date that is the ID number's and makes an adult; a join date not in the future and not
+before the member's 18th birthday.
+
 Cells holding formulas are refused (`formula_not_allowed`): their cached value may be stale or
 absent, and a roster that computes an ID number is not a roster anyone should trust.
 
@@ -30,8 +35,8 @@ from django.utils import timezone
 
 from grid.audit import audit_record
 from grid.models import AuditEvent, Building, Community, Street
-from orgs import pii
-from orgs.errors import OrgError, PiiInvalid
+from orgs import pii, plausibility
+from orgs.errors import OrgError
 from orgs.models import PartyMember, PartyOrganisation
 
 # Canonical header → the headers street offices actually write for it. The first is what we export.
@@ -326,7 +331,7 @@ class _Lookups:
         return index
 
 
-def _check_row(row: _Row, lookups: _Lookups) -> list[RowError]:  # noqa: C901 - one branch per column
+def _check_row(row: _Row, lookups: _Lookups, today: date) -> list[RowError]:  # noqa: C901 - one branch per column
     errors: list[RowError] = []
     v = row.values
     n = row.number
@@ -359,23 +364,24 @@ def _check_row(row: _Row, lookups: _Lookups) -> list[RowError]:  # noqa: C901 - 
             err("status", "status_unknown", f"党员状态“{status}”无法识别（正式党员/预备党员）")
         f["status"] = STATUSES.get(status)
     id_text = _text(v.get("id_number"))
+    id_number = None
     if id_text:
         try:
-            normalised = pii.normalise_id_number(id_text)
-        except PiiInvalid:
-            err("id_number", "id_number_invalid", "身份证号格式不正确（应为18位，末位校验码须正确）")
+            id_number = plausibility.check_id_number(id_text, today=today)
+        except OrgError as exc:
+            err("id_number", exc.code, exc.message)
         else:
-            row.id_sealed = pii.seal(normalised)
+            row.id_sealed = pii.seal(id_number)
             row.id_hash = row.id_sealed.hash
-            digits = normalised[6:14]
     phone_text = _text(v.get("phone"))
     row.phone_given = "phone" in v
     if phone_text:
         try:
-            row.phone_sealed = pii.seal(pii.normalise_phone(phone_text))
-        except PiiInvalid:
-            err("phone", "phone_invalid", "联系电话格式不正确（应为11位手机号或7–12位固定电话）")
+            row.phone_sealed = pii.seal(plausibility.check_phone(phone_text))
+        except OrgError as exc:
+            err("phone", exc.code, exc.message)
     for key in ("birth_date", "joined_on"):
+        f[key] = None
         try:
             f[key] = parse_date(v.get(key))
         except ValueError:
@@ -388,12 +394,25 @@ def _check_row(row: _Row, lookups: _Lookups) -> list[RowError]:  # noqa: C901 - 
             "date_invalid",
             f"“党费缴至”应为年月（如 2024-06）：{_text(v.get('dues_paid_through'))}",
         )
-    if f.get("birth_date") is None and row.id_sealed is not None:
-        # The ID number carries the birth date; a roster that leaves the column empty still has it.
+    # The birth date is judged where it came from: the column when filled, else the ID number
+    # (which carries it, so a roster that leaves the column empty still has one).
+    birth_key = "birth_date"
+    if not _text(v.get("birth_date")) and id_number is not None:
+        f["birth_date"], birth_key = plausibility.id_number_birth_date(id_number), "id_number"
+    birth_ok = False
+    if f["birth_date"] is not None:
         try:
-            f["birth_date"] = date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
-        except ValueError:
-            err("id_number", "id_number_invalid", "身份证号中的出生日期无效")
+            plausibility.check_birth_date(f["birth_date"], today=today, id_number=id_number)
+            birth_ok = True
+        except OrgError as exc:
+            err(birth_key, exc.code, exc.message)
+    if f["joined_on"] is not None:
+        try:
+            plausibility.check_join_date(
+                f["joined_on"], birth_date=f["birth_date"] if birth_ok else None, today=today
+            )
+        except OrgError as exc:
+            err("joined_on", exc.code, exc.message)
     for key, index, code, what in (
         ("organisation", lookups.orgs, "org_unknown", "党组织"),
         ("residence", lookups.buildings, "building_unknown", "楼栋（编码或地址）"),
@@ -476,11 +495,12 @@ def members_import(
         return report
     lookups = _Lookups(rows, street)
     formula_rows = {e.row for e in errors}
+    today = timezone.localdate()
     columns.add("birth_date")  # filled from the ID number when the column is absent
     good: list[_Row] = []
     seen: dict[str, int] = {}
     for row in rows:
-        row_errors = _check_row(row, lookups)
+        row_errors = _check_row(row, lookups, today)
         if row.id_hash:
             if row.id_hash in seen:
                 row_errors.append(

@@ -363,6 +363,8 @@ class _Street:
         else:
             join_age = 18 + (min(age, 60) - 18) * 0.75 * u_join
             joined = min(birth + timedelta(days=int(join_age * 365.25)), REF_DATE - timedelta(days=400))
+            # Never before the 18th birthday (orgs.plausibility): int() above can fall a day short.
+            joined = max(joined, _years_before(birth, -18))
         member = MemberRow(
             id_number=id_number, phone=self._phone(u_phone), name=name,
             gender=PartyMember.Gender.MALE if male else PartyMember.Gender.FEMALE,

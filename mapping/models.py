@@ -119,3 +119,49 @@ class Gap(models.Model):
     @property
     def is_open(self) -> bool:
         return self.resolved_at is None
+
+
+class IndicatorSnapshot(models.Model):
+    """指标日快照: one day's indicators of one unit (street, community or grid cell), so a trend over
+    months can be drawn. Written only by `mapping.indicators.indicator_snapshots_take`, one row per
+    (unit, day): taking the day's snapshot again overwrites that day's row (the latest figures of
+    the day win), never adds a second one.
+
+    The unit is (type, id) rather than three foreign keys: a snapshot is history and must outlive
+    the unit's row; `unit_code` is kept beside it so old rows still say which unit they were (a grid
+    cell keeps its code across redraws). `figures` is the JSON of `mapping.indicators` (each rate
+    with its numerator and denominator, the open gaps by kind), as the API answers it.
+    """
+
+    class UnitType(models.TextChoices):
+        STREET = "street", "街道"
+        COMMUNITY = "community", "社区"
+        GRID_CELL = "grid_cell", "网格"
+
+    unit_type = models.CharField("单元类型", max_length=16, choices=UnitType.choices)
+    unit_id = models.BigIntegerField("单元编号")
+    unit_code = models.CharField("单元编码", max_length=15)
+    day = models.DateField("日期")
+    figures = models.JSONField("指标", default=dict)
+    computed_at = models.DateTimeField("计算时间")
+
+    class Meta:
+        verbose_name = "指标日快照"
+        verbose_name_plural = "指标日快照"
+        ordering = ["unit_type", "unit_id", "day"]
+        constraints = [
+            # The target of the snapshot's INSERT … ON CONFLICT, and what makes a rerun idempotent.
+            models.UniqueConstraint(
+                fields=["unit_type", "unit_id", "day"],
+                name="indicatorsnapshot_one_per_unit_day",
+                violation_error_code="indicatorsnapshot_one_per_unit_day",
+                violation_error_message="该单元当天已有指标快照",
+            ),
+            models.CheckConstraint(
+                condition=Q(unit_type__in=["street", "community", "grid_cell"]),
+                name="indicatorsnapshot_unit_type",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_unit_type_display()} {self.unit_code} {self.day}"

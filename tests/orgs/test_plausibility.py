@@ -232,3 +232,17 @@ def test_a_29_february_birthday_comes_of_age_on_28_february():
     assert (
         refused(check_join_date, date(2018, 2, 27), birth_date=born, today=TODAY).code == "joined_under_age"
     )
+
+
+@pytest.mark.django_db
+def test_the_member_service_refuses_the_same_values_and_writes_nothing():
+    from orgs.models import PartyMember
+    from tests.orgs_factories import PartyMemberFactory
+
+    with pytest.raises(PiiInvalid) as err:
+        PartyMemberFactory(id_number=id_number("19990231"))
+    assert err.value.code == "id_number_invalid"
+    with pytest.raises(PiiInvalid) as err:
+        PartyMemberFactory(id_number=id_number("19800101"), phone="12345678901")
+    assert err.value.code == "phone_invalid"
+    assert PartyMember.objects.count() == 0

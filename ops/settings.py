@@ -330,6 +330,16 @@ WANGGE_RULES: dict[str, Any] = {
     "weak_org_conversion_target": 0.9,
     # A visit logged this far from the building or premises it names is flagged (admin list).
     "event_far_from_subject_m": 200,
+    # Coverage gaps (mapping/): a residential building is visited at least once in this many days;
+    # a grid whose households so visited are below this share is a gap.
+    "visit_interval_days": 60,
+    "grid_visit_rate_min": 0.5,
+    "service_centre_reach_m": 1000,  # farther than this from every 党群服务中心 is a gap
+    "gap_area_tolerance_m2": 100,  # uncovered or doubly gridded pieces smaller than this are noise
+    "building_group_min_members": 3,  # residents (any status) that call for a 楼栋党小组
+    # A stationed cadre is behind when the month's on-site days are below this share of an even
+    # pace to the month's requirement (the admin cadre list's "进度落后").
+    "cadre_pace_share": 0.8,
 }
 
 # django-axes' admin pages are English-only; lockouts are cleared with `manage.py axes_reset_username`.

@@ -80,7 +80,7 @@ class EnterpriseInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100, help_text="名称")
     kind = serializers.ChoiceField(choices=Enterprise.Kind.choices, required=False, help_text="类型")
     credit_code = serializers.CharField(
-        required=False, allow_blank=True, max_length=18, help_text="统一社会信用代码"
+        required=False, allow_blank=True, max_length=32, help_text="统一社会信用代码（18位，校验码须正确）"
     )
     location = DocumentedPointField(
         required=False, help_text="位置（GeoJSON 点，坐标系见 crs）；不填则取所在楼栋的位置"
@@ -139,7 +139,7 @@ ENTERPRISE_WRITE_ERRORS = {
     **WRITE_ERRORS,
     400: OpenApiResponse(
         description="输入有误：{code, message, ...}，code 如 invalid_input、crs_unknown、coords_out_of_range、"
-        "enterprise_outside_communities、outside_edit_reach、enterprise_credit_code_taken、reference_not_found"
+        "enterprise_outside_communities、outside_edit_reach、credit_code_invalid、enterprise_credit_code_taken、reference_not_found"
     ),
 }
 

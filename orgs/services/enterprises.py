@@ -11,8 +11,8 @@ from django.db import transaction
 from grid.access import Reach
 from grid.audit import audit_record
 from grid.changes import communities_changed
-from grid.models import STORAGE_SRID, AuditEvent, Building
-from orgs import sql
+from grid.models import STORAGE_SRID, AuditEvent, Building, Community
+from orgs import plausibility, sql
 from orgs.errors import OrgError, TreeMismatch
 from orgs.models import (
     Cadre,
@@ -49,6 +49,28 @@ def _check_enterprise_links(enterprise: Enterprise) -> None:
         raise TreeMismatch("党建指导员与两新组织不在同一街道", code="enterprise_instructor_street")
 
 
+def enterprise_check(
+    *,
+    point: Point | None,
+    building: Building | None,
+    covering_joint_branch: PartyOrganisation | None = None,
+    instructor: Cadre | None = None,
+) -> None:
+    """Raise an OrgError unless an enterprise placed by this point (or, without one, its
+    building) with these links may be written: a community covers it, and its joint branch and
+    instructor belong to that community's street.
+
+    Pure: reads only; the admin's form calls it. The community is the one `sql.enterprises_locate`
+    would choose (covering, lowest code first); the write itself still places it in SQL."""
+    located = _enterprise_point(point, building)
+    community = Community.objects.filter(geom__covers=located).order_by("code").first()
+    if community is None:
+        raise OrgError("该位置不在任何社区范围内", code="enterprise_outside_communities")
+    _check_enterprise_links(
+        Enterprise(community=community, covering_joint_branch=covering_joint_branch, instructor=instructor)
+    )
+
+
 def _locate_and_check(enterprise: Enterprise) -> Enterprise:
     sql.enterprises_locate([enterprise.pk])
     enterprise.refresh_from_db(fields=["community"])
@@ -72,7 +94,7 @@ def enterprise_create(
     instructor: Cadre | None = None,
 ) -> Enterprise:
     """Create an enterprise/social organisation; its community is found from its point (or building)."""
-    credit_code = credit_code.strip().upper()
+    credit_code = plausibility.check_credit_code(credit_code) if credit_code.strip() else ""
     if credit_code and Enterprise.objects.filter(credit_code=credit_code).exists():
         raise OrgError(f"统一社会信用代码 {credit_code} 已登记", code="enterprise_credit_code_taken")
     enterprise = Enterprise.objects.create(
@@ -93,6 +115,7 @@ def enterprise_create(
         changes=snapshot(enterprise, sorted(ENTERPRISE_FIELDS | {"community"})),
         street_id=community_street_id(enterprise.community_id),
     )
+    communities_changed([enterprise.community_id])
     ensure_editable(reach, enterprise)
     return enterprise
 
@@ -123,7 +146,8 @@ def enterprise_update(
     for field, value in changes.items():
         setattr(locked, field, value)
     if "credit_code" in changes:
-        locked.credit_code = (locked.credit_code or "").strip().upper()
+        code = (locked.credit_code or "").strip()
+        locked.credit_code = plausibility.check_credit_code(code) if code else ""
         if (
             locked.credit_code
             and Enterprise.objects.filter(credit_code=locked.credit_code).exclude(pk=locked.pk).exists()
@@ -145,6 +169,7 @@ def enterprise_update(
         changes=diff,
         street_id=community_street_id(locked.community_id),
     )
+    communities_changed([before["community"], locked.community_id])
     ensure_editable(reach, locked)
     return locked
 

@@ -130,7 +130,7 @@ def test_an_enterprise_placed_in_gcj02_is_converted_once_and_gets_its_community(
         "/api/enterprises/",
         {
             "name": "新企业",
-            "credit_code": "91440800mA4W000001",
+            "credit_code": "91440800mA4W00000c",  # lower case: stored upper case
             "employee_count": 12,
             "location": {"type": "Point", "coordinates": [float(gcj[0]), float(gcj[1])]},
             "crs": "gcj02",
@@ -140,7 +140,7 @@ def test_an_enterprise_placed_in_gcj02_is_converted_once_and_gets_its_community(
     assert response.status_code == 201, response.content
     feature = response.json()
     assert feature["properties"]["community_code"] == s.a.code
-    assert feature["properties"]["credit_code"] == "91440800MA4W000001"
+    assert feature["properties"]["credit_code"] == "91440800MA4W00000C"
     stored = Enterprise.objects.get(pk=feature["id"])
     # Converted exactly once: back at the WGS-84 point to well under a metre (1e-6° ≈ 0.1 m).
     assert abs(stored.geom.x - wgs[0]) < 1e-6 and abs(stored.geom.y - wgs[1]) < 1e-6
@@ -334,3 +334,28 @@ def test_star_ratings_are_recorded_and_corrected(world, users):
     assert counts() == before
     assert StarRating.objects.get().org_id == w.branch_a2.pk
     assert PartyOrganisation.objects.filter(pk=w.branch_a2.pk).exists()
+
+
+def test_implausible_member_dates_and_credit_codes_are_refused_on_the_api_too(world, users):
+    """The roster import's plausibility checks hold on every path: the services apply them."""
+    from tests.orgs_factories import make_id_number
+
+    from orgs.models import PartyMember
+
+    client = client_for(users["admin_a"])
+    before, members = counts(), PartyMember.objects.count()
+    member = {"name": "新党员", "gender": "male", "organisation": world.branch_a2.pk}
+    cases = [
+        ({**member, "joined_on": "2999-01-01"}, "joined_on_future"),
+        ({**member, "birth_date": "1990-05-01", "joined_on": "2000-01-01"}, "joined_under_age"),
+        ({**member, "birth_date": "1990-05-01", "id_number": make_id_number(5)}, "birth_date_mismatch"),
+    ]
+    for payload, code in cases:
+        _refused(client.post("/api/members/", payload, format="json"), 400, code)
+    enterprise = {
+        "name": "假代码企业",
+        "credit_code": "91440800MA4W000001",  # wrong check character
+        "location": {"type": "Point", "coordinates": [X + 0.003, Y + 0.004]},
+    }
+    _refused(client.post("/api/enterprises/", enterprise, format="json"), 400, "credit_code_invalid")
+    assert counts() == before and PartyMember.objects.count() == members

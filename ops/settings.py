@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -150,6 +151,12 @@ CELERY_BEAT_SCHEDULE = {
     "reassign-buildings-nightly": {
         "task": "grid.tasks.reassign_all_buildings",
         "schedule": timedelta(hours=24),
+    },
+    # Every community's coverage gaps, at a fixed quiet hour: catches what no listener heard of
+    # and moves the visit and cadre windows to the new day.
+    "recompute-gaps-nightly": {
+        "task": "mapping.tasks.recompute_all_gaps",
+        "schedule": crontab(hour=3, minute=15),
     },
 }
 
@@ -306,7 +313,7 @@ WANGGE_AUDIT_ACTOR_FROM_REQUEST = "grid.audit.set_actor_from_request"
 # Who hears of changed communities (grid.changes): inside the transaction when outlines moved,
 # after the commit for every change. Higher layers listen; the project names them here.
 WANGGE_OUTLINE_LISTENERS: list[str] = ["orgs.services.enterprises_follow_outlines"]
-WANGGE_CHANGE_LISTENERS: list[str] = []
+WANGGE_CHANGE_LISTENERS: list[str] = ["mapping.tasks.queue_gap_recompute"]
 
 WANGGE_SYNC: dict[str, int] = {
     "max_items": 500,  # per batch; a tablet sends more in several batches

@@ -1,35 +1,39 @@
 """Admin of space (Chinese UI). Maps are django-leaflet widgets served from our own static files,
 with no basemap unless BASEMAP_TILES_URL names an intranet tile server.
 
-Writes go through grid.services where a service exists: a boundary version is added with
-grid_boundary_set (never edited in place: history is read-only here), and saving a building
-re-runs the grid assignment of its community.
+Every write goes through grid.services (ServiceAdminMixin): a form asks the service's check, so a
+refusal is an error next to its field and nothing is written; save_model and delete_model call the
+service, which writes the audit row and tells the community. A boundary version is added with
+grid_boundaries_set (never edited in place: history is read-only here). This module writes nothing
+to the ORM itself.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import NotRelationField, get_fields_from_path
 from django.contrib.admin.widgets import AdminDateWidget
 from django.contrib.gis import forms as gis_forms
 from django.contrib.gis.db.models import MultiPolygonField
 from django.contrib.gis.geos import GEOSGeometry, MultiPolygon, Polygon
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
-from django.db import transaction
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import Count, IntegerField, Model, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.forms.renderers import TemplatesSetting
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from leaflet import app_settings as leaflet_settings
 from leaflet.admin import LeafletAdminWidget, LeafletGeoAdmin
 
+from edge.errors import DomainError
 from grid import access, roles, selectors, services
 from grid.admin_audit import AuditedAdminMixin, register_audited_auth_admins
 from grid.errors import GridError
@@ -207,20 +211,127 @@ class GeometryValidationMixin:
         return geom
 
 
+# Refusal codes that belong next to a field when the error does not name one (detail["field"]).
+_FIELD_OF_CODE = {
+    "boundary_conflict": "valid_from",
+    "unit_unknown": "cell",
+    "crs_mismatch": "geom",
+    "grid_outside_community": "geom",
+    "grid_overlap": "geom",
+}
+
+
+def add_domain_error(form: forms.BaseForm, exc: DomainError) -> None:
+    """A service's refusal as a form error (Chinese message, the service's code), on its field."""
+    name = exc.detail.get("field") or _FIELD_OF_CODE.get(exc.code)
+    if name is None and exc.code.startswith("geometry"):
+        name = "geom"
+    form.add_error(name if name in form.fields else None, forms.ValidationError(exc.message, code=exc.code))
+
+
+class ServiceCheckedForm(GeometryValidationMixin, forms.ModelForm):
+    """A unit's form that, after the model's own validation, runs the service's check (`check`,
+    given the cleaned data and the row as stored, None when adding): a refusal shows next to its
+    field and nothing is written. The write itself is the service's, in save_model."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The row as stored: validation writes the submitted values into self.instance, and the
+        # checks compare against the old ones (a code change, an outline change).
+        self.stored = copy.copy(self.instance) if self.instance.pk else None
+
+    def check(self, data: dict[str, Any], stored: Any) -> None:
+        raise NotImplementedError
+
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        if self.errors:
+            return
+        try:
+            self.check(self.cleaned_data, self.stored)
+        except DomainError as exc:
+            add_domain_error(self, exc)
+
+
+class ServiceAdminMixin:
+    """save_model, delete_model and bulk deletes call the unit's services (create_service,
+    update_service, delete_service; `service_object` names the object's keyword). The service
+    writes the audit row, so the admin's own is skipped (grid.admin_audit).
+
+    A refusal the form's check did not foresee (a concurrent write got there first) is raised by
+    the service inside the admin's transaction: it rolls back, and the page comes back with the
+    Chinese message instead of a 500."""
+
+    deletes_audited_by_service = True
+    service_object = ""
+    create_service: Callable[..., Model]
+    update_service: Callable[..., Model]
+    delete_service: Callable[..., None]
+
+    def _model_fields(self, form: Any) -> set[str]:
+        return {f.name for f in form._meta.model._meta.fields}
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        fields = self._model_fields(form)
+        if change:
+            changes = {name: form.cleaned_data[name] for name in form.changed_data if name in fields}
+            type(self).update_service(**{self.service_object: obj}, **changes)
+            return
+        values = {name: value for name, value in form.cleaned_data.items() if name in fields}
+        saved = type(self).create_service(**values)
+        # The admin logs and redirects with `obj`: make it the row the service wrote.
+        obj.pk = saved.pk
+        obj.refresh_from_db()
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        type(self).delete_service(**{self.service_object: obj})
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        # One service call per unit: each refusal (a unit still referenced) names its unit.
+        for obj in queryset:
+            type(self).delete_service(**{self.service_object: obj})
+
+    def _refused(self, request: HttpRequest, view: Callable[[], HttpResponse]) -> HttpResponse:
+        try:
+            return view()
+        except DomainError as exc:
+            self.message_user(request, exc.message, messages.ERROR)  # type: ignore[attr-defined]
+            return HttpResponseRedirect(request.get_full_path())
+
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        parent = super().changeform_view  # type: ignore[misc]
+        return self._refused(request, lambda: parent(request, *args, **kwargs))
+
+    def delete_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        parent = super().delete_view  # type: ignore[misc]
+        return self._refused(request, lambda: parent(request, *args, **kwargs))
+
+    def changelist_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        parent = super().changelist_view  # type: ignore[misc]
+        return self._refused(request, lambda: parent(request, *args, **kwargs))
+
+
 # --------------------------------------------------------------------------------------------
 # 街道 / 社区
 # --------------------------------------------------------------------------------------------
 
 
-class StreetForm(GeometryValidationMixin, forms.ModelForm):
+class StreetForm(ServiceCheckedForm):
     class Meta:
         model = Street
         fields = ["code", "name", "district_adcode", "geom"]
 
+    def check(self, data: dict[str, Any], stored: Street | None) -> None:
+        services.street_check(street=stored, code=data["code"], district_adcode=data["district_adcode"])
+
 
 @admin.register(Street)
-class StreetAdmin(MapAdmin):
+class StreetAdmin(ServiceAdminMixin, MapAdmin):
     form = StreetForm
+    service_object = "street"
+    create_service = services.street_create
+    update_service = services.street_update
+    delete_service = services.street_delete
     list_display = ["code", "name", "district_adcode", "community_count"]
     search_fields = ["code", "name"]
     list_filter = ["district_adcode"]
@@ -233,15 +344,22 @@ class StreetAdmin(MapAdmin):
         return obj.n_communities  # type: ignore[attr-defined]
 
 
-class CommunityForm(GeometryValidationMixin, forms.ModelForm):
+class CommunityForm(ServiceCheckedForm):
     class Meta:
         model = Community
         fields = ["code", "street", "name", "residents", "geom"]
 
+    def check(self, data: dict[str, Any], stored: Community | None) -> None:
+        services.community_check(community=stored, code=data["code"], street=data["street"], geom=data["geom"])
+
 
 @admin.register(Community)
-class CommunityAdmin(MapAdmin):
+class CommunityAdmin(ServiceAdminMixin, MapAdmin):
     form = CommunityForm
+    service_object = "community"
+    create_service = services.community_create
+    update_service = services.community_update
+    delete_service = services.community_delete
     list_display = ["code", "name", "street", "residents", "grid_count", "building_count", "data_version"]
     list_select_related = ["street"]
     search_fields = ["code", "name"]
@@ -309,8 +427,22 @@ class GridBoundaryInline(admin.TabularInline):
         return _valid_to_text(obj)
 
 
+class GridCellForm(ServiceCheckedForm):
+    class Meta:
+        model = GridCell
+        fields = ["code", "community", "name", "responsible_body"]
+
+    def check(self, data: dict[str, Any], stored: GridCell | None) -> None:
+        if stored is None:  # code and community are read-only once the grid exists
+            services.grid_cell_check(cell=None, code=data["code"], community=data["community"])
+
+
 @admin.register(GridCell)
-class GridCellAdmin(AuditedAdminMixin, ReachAdminMixin, admin.ModelAdmin):
+class GridCellAdmin(ServiceAdminMixin, AuditedAdminMixin, ReachAdminMixin, admin.ModelAdmin):
+    form = GridCellForm
+    service_object = "cell"
+    create_service = services.grid_cell_create
+    update_service = services.grid_cell_update
     list_display = [
         "code",
         "name",
@@ -397,12 +529,11 @@ def _community_context(cell: GridCell, *, skip_cell: bool = True) -> list[dict[s
     return context_features(items)
 
 
-class GridBoundaryAddForm(GeometryValidationMixin, forms.ModelForm):
-    """A new boundary version, written by grid.services.grid_boundary_set.
+class GridBoundaryAddForm(ServiceCheckedForm):
+    """A new boundary version, written by grid.services.grid_boundaries_set in save_model.
 
-    The service is the validator of record (later versions, geometry rules), so it runs as the last
-    step of validation inside a savepoint: a refusal becomes a form error on the page instead of a
-    500, and nothing is written. The admin view's own transaction commits it with the log entry.
+    Validation ends with the service's own check (grid_boundaries_check: geometry, later versions,
+    the community's partition), so a refusal is a form error on the page and nothing is written.
     """
 
     valid_from = forms.DateField(label="生效日期", widget=AdminDateWidget, initial=selectors.today)
@@ -411,24 +542,8 @@ class GridBoundaryAddForm(GeometryValidationMixin, forms.ModelForm):
         model = GridBoundary
         fields = ["cell", "geom", "note"]
 
-    _FIELD_OF_CODE = {"boundary_conflict": "valid_from", "unit_unknown": "cell"}
-
-    def _post_clean(self) -> None:
-        super()._post_clean()
-        if self.errors:
-            return
-        data = self.cleaned_data
-        try:
-            with transaction.atomic():
-                self.instance = services.grid_boundary_set(
-                    cell=data["cell"],
-                    geom=data["geom"],
-                    valid_from=data["valid_from"],
-                    note=data.get("note", ""),
-                )
-        except GridError as exc:
-            field = self._FIELD_OF_CODE.get(exc.code, "geom" if exc.code.startswith("geometry") else None)
-            self.add_error(field, forms.ValidationError(exc.message, code=exc.code))
+    def check(self, data: dict[str, Any], stored: GridBoundary | None) -> None:
+        services.grid_boundaries_check(shapes={data["cell"].pk: data["geom"]}, valid_from=data["valid_from"])
 
 
 class CurrentVersionFilter(admin.SimpleListFilter):
@@ -447,7 +562,7 @@ class CurrentVersionFilter(admin.SimpleListFilter):
 
 
 @admin.register(GridBoundary)
-class GridBoundaryAdmin(MapAdmin):
+class GridBoundaryAdmin(ServiceAdminMixin, MapAdmin):
     """Add a version (through the service) or look at one; versions are never edited or deleted."""
 
     add_form = GridBoundaryAddForm
@@ -509,9 +624,16 @@ class GridBoundaryAdmin(MapAdmin):
         return _community_context(cell) + own
 
     def save_model(self, request: HttpRequest, obj: GridBoundary, form: Any, change: bool) -> None:
-        # Nothing to save: the form's validation already wrote the version through the service
-        # (see GridBoundaryAddForm) and `obj` is that version.
-        return
+        data = form.cleaned_data
+        result = services.grid_boundaries_set(
+            shapes={data["cell"].pk: data["geom"]}, valid_from=data["valid_from"], note=data.get("note", "")
+        )
+        # The admin logs and redirects with `obj`: make it the version now in force (the one just
+        # written, or the current one when the shape did not change).
+        obj.pk = GridBoundary.objects.filter(cell=data["cell"], valid__upper_inf=True).values_list("pk", flat=True)[0]
+        obj.refresh_from_db()
+        for problem in result.warnings:
+            self.message_user(request, problem.message, messages.WARNING)
 
     @admin.display(description="网格编码", ordering="cell__code")
     def cell_code(self, obj: GridBoundary) -> str:
@@ -547,15 +669,22 @@ class GridBoundaryAdmin(MapAdmin):
 # --------------------------------------------------------------------------------------------
 
 
-class BuildingForm(GeometryValidationMixin, forms.ModelForm):
+class BuildingForm(ServiceCheckedForm):
     class Meta:
         model = Building
         fields = ["code", "name", "address", "kind", "community", "households", "floors", "geom"]
 
+    def check(self, data: dict[str, Any], stored: Building | None) -> None:
+        services.building_check(building=stored, code=data["code"])
+
 
 @admin.register(Building)
-class BuildingAdmin(MapAdmin):
+class BuildingAdmin(ServiceAdminMixin, MapAdmin):
     form = BuildingForm
+    service_object = "building"
+    create_service = services.building_create
+    update_service = services.building_update
+    delete_service = services.building_delete
     list_display = ["code", "name", "community", "grid_cell", "kind", "households", "floors"]
     list_select_related = ["community", "grid_cell"]
     search_fields = ["code", "name", "address"]
@@ -580,13 +709,6 @@ class BuildingAdmin(MapAdmin):
             return "保存后按占地轮廓自动计算"
         return f"{obj.point.x:.6f}, {obj.point.y:.6f}"
 
-    def save_model(self, request: HttpRequest, obj: Building, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        # The grid is derived from the footprint by the service; re-run it when what it depends on
-        # changed, in the admin view's transaction.
-        if not change or {"geom", "community"} & set(form.changed_data):
-            services.buildings_reassign(community_ids=[obj.community_id])
-
     def map_context(self, request: HttpRequest, obj: Building | None) -> list[dict[str, Any]]:
         if obj is None:
             return []
@@ -598,8 +720,28 @@ class BuildingAdmin(MapAdmin):
         return context_features(items)
 
 
+class ServiceCentreForm(ServiceCheckedForm):
+    class Meta:
+        model = ServiceCentre
+        fields = ["code", "name", "level", "street", "community", "address", "service_radius_m", "geom"]
+
+    def check(self, data: dict[str, Any], stored: ServiceCentre | None) -> None:
+        services.service_centre_check(
+            centre=stored,
+            code=data["code"],
+            level=data["level"],
+            street=data["street"],
+            community=data.get("community"),
+        )
+
+
 @admin.register(ServiceCentre)
-class ServiceCentreAdmin(MapAdmin):
+class ServiceCentreAdmin(ServiceAdminMixin, MapAdmin):
+    form = ServiceCentreForm
+    service_object = "centre"
+    create_service = services.service_centre_create
+    update_service = services.service_centre_update
+    delete_service = services.service_centre_delete
     list_display = ["code", "name", "level", "street", "community", "service_radius_m"]
     list_select_related = ["street", "community"]
     search_fields = ["code", "name", "address"]

@@ -1,5 +1,5 @@
 """Audit rows for every write made through the admin, including models that no service writes
-(streets, communities, service centres, users, groups, tokens ...).
+(users, groups, tokens ...).
 
 Django calls `log_addition`, `log_change` and `log_deletions` inside the admin view's atomic block
 right after each write (a bulk delete action: before the delete, which `response_action` here
@@ -93,6 +93,10 @@ class AuditedAdminMixin:
     (a token's key is both).
     """
 
+    # True where delete_model calls a service that writes the delete row itself: the admin then
+    # keeps only Django's own log entry, so one deletion is one audit row.
+    deletes_audited_by_service = False
+
     def audit_identity(self, obj: Any) -> tuple[str, str]:
         return str(obj.pk), str(obj)
 
@@ -179,6 +183,8 @@ class AuditedAdminMixin:
     def log_deletions(self, request: HttpRequest, queryset: Iterable[Any]) -> Any:
         objects = list(queryset)
         entries = super().log_deletions(request, objects)  # type: ignore[misc]
+        if self.deletes_audited_by_service:
+            return entries
         for obj in objects:
             self._record(request, obj, AuditEvent.Action.DELETE, {})
         return entries

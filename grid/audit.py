@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 from typing import Any
+
+from django.contrib.gis.geos import GEOSGeometry
+from django.db import models
 
 from grid.models import AuditEvent
 
@@ -100,3 +105,94 @@ def audit_record(
         ip=actor.ip,
         street_id=street_id,
     )
+
+
+# --- the update skeleton every update service shares --------------------------------------------
+
+# A geometry with more vertices than this is logged as a count, not as WKT: an outline can carry
+# thousands, and the log is for who changed what, not a second copy of the shapes.
+MAX_AUDITED_VERTICES = 20
+# 1e-9 degree is about 0.1 mm: a geometry that moved less than that (a form's GeoJSON round trip)
+# did not change.
+SAME_GEOMETRY_DEG = 1e-9
+REDACTED = "已修改"
+
+
+def audit_value(value: Any) -> Any:
+    """A field value as JSON for the audit log: related objects by id, dates as ISO text,
+    decimals as text, small geometries as WKT and large ones as a vertex count."""
+    if isinstance(value, GEOSGeometry):
+        if value.num_coords <= MAX_AUDITED_VERTICES:
+            return value.wkt
+        return f"{value.geom_type}（{value.num_coords} 个顶点）"
+    if isinstance(value, models.Model):
+        return value.pk
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def same_value(before: Any, after: Any) -> bool:
+    """Whether a field keeps its value: geometries compare by shape, within SAME_GEOMETRY_DEG."""
+    if isinstance(before, GEOSGeometry) or isinstance(after, GEOSGeometry):
+        if not (isinstance(before, GEOSGeometry) and isinstance(after, GEOSGeometry)):
+            return False
+        if before.srid and after.srid and before.srid != after.srid:
+            return False
+        # Same vertices within the noise of a text round trip, or the same point set (a ring
+        # that starts elsewhere or runs the other way).
+        return before.equals_exact(after, SAME_GEOMETRY_DEG) or before.equals(after)
+    return before == after
+
+
+def audited_update(
+    obj: models.Model,
+    *,
+    fields: Mapping[str, Any],
+    summary: str,
+    object_type: str | None = None,
+    street_id: int | None = None,
+    redacted: Collection[str] = (),
+    reason: str = "",
+) -> dict[str, Any]:
+    """Set `fields` on `obj`, save the ones whose value changed and write the audit row.
+
+    The skeleton of every update service; call it inside the service's transaction, on a row the
+    service has locked (select_for_update) and after its own checks:
+
+    - a field is changed when its new value differs from the current one (related objects by id,
+      geometries by shape: see `same_value`); unchanged fields are neither saved nor logged;
+    - one `save(update_fields=[...changed, auto_now fields])`: a concurrent write of another
+      column is not overwritten with a stale value;
+    - one audit row (action "update", `object_type` defaults to the model's label, object id its
+      pk, the id the admin's own audit looks for) with changes {field: [before, after]} as JSON
+      (`audit_value`); a field named in `redacted` (personal data) is logged as "已修改" only.
+
+    Returns the changes written (empty when nothing changed: then nothing is saved or logged, and
+    the caller has nothing to announce).
+    """
+    current = {name: getattr(obj, name) for name in fields}
+    changed = [name for name, value in fields.items() if not same_value(current[name], value)]
+    if not changed:
+        return {}
+    for name in changed:
+        setattr(obj, name, fields[name])
+    meta = obj._meta
+    auto_now = [f.name for f in meta.concrete_fields if getattr(f, "auto_now", False)]
+    obj.save(update_fields=[meta.get_field(name).name for name in changed] + auto_now)
+    diff: dict[str, Any] = {
+        name: REDACTED if name in redacted else [audit_value(current[name]), audit_value(fields[name])]
+        for name in changed
+    }
+    audit_record(
+        action="update",
+        object_type=object_type or meta.label,
+        object_id=obj.pk,
+        summary=summary,
+        changes=diff,
+        reason=reason,
+        street_id=street_id,
+    )
+    return diff

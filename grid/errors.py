@@ -17,3 +17,18 @@ class BoundaryConflict(GridError):
 
 class UnknownUnit(GridError):
     code = "unit_unknown"
+
+
+class CodeParentMismatch(GridError):
+    """A unit's code does not start with its parent's code (see grid.models.PARENT_CODE_LENGTH)."""
+
+    code = "code_parent_mismatch"
+
+
+class PartitionInvalid(GridError):
+    """A boundary write would leave a grid cell outside its community or overlapping a neighbour.
+
+    `code` is the first finding's (grid_outside_community, grid_overlap); detail["problems"]
+    lists every finding (grid.partition.PartitionProblem.as_dict), with cells and geometry."""
+
+    code = "partition_invalid"

@@ -283,7 +283,8 @@ def upsert_streets() -> list[tuple[int, bool, int | None]]:
 
 
 def upsert_communities() -> list[tuple[int, bool, int | None]]:
-    # data_version is bumped on every change: map caches of the community key on it.
+    # data_version is not touched here: the importer announces every community returned through
+    # grid.changes.communities_changed, which bumps it (and moves what the outline places).
     return _upsert(
         f"""
         INSERT INTO "{COMMUNITY}" AS t
@@ -292,7 +293,7 @@ def upsert_communities() -> list[tuple[int, bool, int | None]]:
         FROM {STAGE} s LEFT JOIN "{COMMUNITY}" e ON e.code = s.code
         ON CONFLICT (code) DO UPDATE
         SET street_id = EXCLUDED.street_id, name = EXCLUDED.name, residents = EXCLUDED.residents,
-            geom = EXCLUDED.geom, data_version = t.data_version + 1, updated_at = now()
+            geom = EXCLUDED.geom, updated_at = now()
         WHERE (t.street_id, t.name, t.residents) IS DISTINCT FROM
               (EXCLUDED.street_id, EXCLUDED.name, EXCLUDED.residents)
            OR NOT ST_Equals(t.geom, EXCLUDED.geom)

@@ -30,6 +30,13 @@ Per feature, errors (the feature is rejected):
     usable, or WKT that does not parse), coords_out_of_range (outside China's rough box after
     conversion: projected metres or swapped lat/lon declared as degrees), parent_unknown,
     value_invalid (negative households, non-integer floors, unknown kind, text too long, …)
+Partition (grid.partition; each community's grids are judged on the whole file at once, with the
+stored cells the file does not name; these reject the file even with ``partial``):
+    grid_outside_community  a grid feature leaves its community, or a community feature's new
+                            outline leaves a stored grid outside (on the community feature)
+    grid_overlap            two grids overlap: one issue on each grid feature of the pair
+Warnings about no single feature (index None, the community's code):
+    community_not_covered   part of a community lies in no grid after the import
 Per feature, warnings (the feature is written):
     geometry_repaired  repaired with shapely.make_valid; the message names the original defect
     name_defaulted     empty name, the code is used as the name
@@ -71,8 +78,10 @@ from shapely.geometry.base import BaseGeometry
 
 from grid import coords, import_sql, services, sql
 from grid.audit import audit_record
-from grid.errors import GridError
+from grid.changes import communities_changed
+from grid.errors import GridError, PartitionInvalid
 from grid.models import (
+    PARENT_CODE_LENGTH,
     STORAGE_SRID,
     AuditEvent,
     Building,
@@ -747,7 +756,9 @@ class _Written:
     created: int = 0
     updated: int = 0
     rejects: list[FeatureIssue] = field(default_factory=list)
+    warnings: list[FeatureIssue] = field(default_factory=list)
     touched_ids: list[int] = field(default_factory=list)
+    refused: bool = False  # a partition refusal: the file is rejected even with `partial`
 
 
 def _stage(level: str, features: list[Feature]) -> None:
@@ -766,11 +777,19 @@ def _stage(level: str, features: list[Feature]) -> None:
 
 _LINKERS: dict[str, Callable[[], list[import_sql.Reject]]] = {
     "street": list,
+    # The parent is the unit whose code is the prefix (grid.models.PARENT_CODE_LENGTH): by
+    # construction an imported code starts with its parent's, the rule the services enforce.
     "community": lambda: import_sql.link_by_code_prefix(
-        parent_table=import_sql.STREET, column="street_id", prefix_len=9, label="街道"
+        parent_table=import_sql.STREET,
+        column="street_id",
+        prefix_len=PARENT_CODE_LENGTH["community"],
+        label="街道",
     ),
     "grid": lambda: import_sql.link_by_code_prefix(
-        parent_table=import_sql.COMMUNITY, column="community_id", prefix_len=12, label="社区"
+        parent_table=import_sql.COMMUNITY,
+        column="community_id",
+        prefix_len=PARENT_CODE_LENGTH["grid"],
+        label="社区",
     ),
     "building": import_sql.link_buildings,
     "service_centre": import_sql.link_service_centres,
@@ -784,21 +803,44 @@ _UPSERTS: dict[str, Callable[[], list[tuple[int, bool, int | None]]]] = {
 }
 
 
-def _write_grids(valid_from: date, note: str) -> set[int]:
-    """Versioned boundaries via the grid service; returns the ids of cells whose shape changed."""
+def _partition_issues(
+    exc: PartitionInvalid, features: list[Feature], *, by_community: bool
+) -> list[FeatureIssue]:
+    """One issue per feature a partition refusal names: the grid features of the cells concerned
+    (both cells of an overlap), or the community features whose outline left cells outside."""
+    index = {f.code: f.index for f in features}
+    issues = []
+    for problem in exc.detail.get("problems", []):
+        codes = [problem["community"]] if by_community else problem["cells"]
+        named = [c for c in codes if c in index] or [None]
+        for code in named:
+            at = index.get(code) if code else None
+            issues.append(FeatureIssue(at, code, problem["code"], problem["message"]))
+    return issues
+
+
+def _write_grids(valid_from: date, note: str) -> tuple[set[int], list[FeatureIssue]]:
+    """Versioned boundaries via the grid service, every staged shape in one call (so each
+    community's partition is judged on the whole file's cells). Returns the ids of cells whose
+    shape changed, and the partition findings that do not refuse the file, as warnings about no
+    single feature (a community left with a gap, stored cells that already overlapped)."""
     shapes = {pk: GEOSGeometry(ewkb) for pk, ewkb in import_sql.staged_cell_shapes().items()}
     result = services.grid_boundaries_set(shapes=shapes, valid_from=valid_from, note=note)
-    return set(
+    changed = set(
         GridBoundary.objects.filter(id__in=result.changed_boundary_ids).values_list("cell_id", flat=True)
     )
+    warnings = [FeatureIssue(None, p.community, p.code, p.message, "warning") for p in result.warnings]
+    return changed, warnings
 
 
 def _after_upsert(level: str, changed: list[tuple[int, bool, int | None]]) -> None:
+    """Tell the communities what changed in them (grid.changes): their caches key on it, and a
+    moved community outline moves what its outline places (outlines=True)."""
     touched = sorted({community for _, _, community in changed if community is not None})
     if level == "building" and touched:
         services.buildings_reassign(community_ids=touched)
-    if level in ("building", "service_centre") and touched:
-        sql.bump_data_versions(touched)
+    if level != "street":
+        communities_changed(touched, outlines=level == "community")
 
 
 def _write(
@@ -807,7 +849,9 @@ def _write(
     """Stage, link parents, upsert. Call inside a transaction; raising rolls all of it back.
 
     When features are rejected (`rejected`: already by the checks) and `partial` is off, only
-    stage and link, so that parent problems are reported too; the caller then raises.
+    stage and link, so that parent problems are reported too; the caller then raises. A partition
+    refusal (`refused`) is per feature but rejects the file even with `partial`: which of two
+    overlapping cells is wrong is a person's call, not the importer's.
     """
     _stage(spec.name, features)
     rejects = [FeatureIssue(idx, code, "parent_unknown", msg) for idx, code, msg in _LINKERS[spec.name]()]
@@ -819,8 +863,16 @@ def _write(
     changed = _UPSERTS[spec.name]()
     created = {pk for pk, is_new, _ in changed if is_new}
     updated = {pk for pk, is_new, _ in changed if not is_new}
-    if spec.name == "grid":
-        updated |= _write_grids(valid_from, note) - created
+    try:
+        if spec.name == "community":
+            services.communities_partition_check(community_ids=sorted(created | updated))
+        if spec.name == "grid":
+            redrawn, out.warnings = _write_grids(valid_from, note)
+            updated |= redrawn - created
+    except PartitionInvalid as exc:
+        out.rejects += _partition_issues(exc, features, by_community=spec.name == "community")
+        out.refused = True
+        return out
     _after_upsert(spec.name, changed)
     out.created, out.updated = len(created), len(updated)
     out.touched_ids = sorted(created | updated)
@@ -879,8 +931,10 @@ def units_import(
             valid_from=valid_from or timezone.localdate(),
             note=note,
         )
-        report.issues = sorted(report.issues + written.rejects, key=lambda i: (i.index or 0, i.severity))
-        if report.errors and not partial:
+        report.issues = sorted(
+            report.issues + written.rejects + written.warnings, key=lambda i: (i.index or 0, i.severity)
+        )
+        if report.errors and (written.refused or not partial):
             raise _rejected(report)
         report.created, report.updated = written.created, written.updated
         report.unchanged = report.total - report.rejected - report.created - report.updated

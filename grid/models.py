@@ -27,6 +27,12 @@ community_code_validator = RegexValidator(
 grid_code_validator = RegexValidator(
     r"^\d{15}$", "网格编码应为15位数字（社区编码+3位网格序号）", "code_format"
 )
+# Codes nest (DOMAIN.md): a street's code is its district's 6-digit adcode plus 3 digits, a
+# community's its street's plus 3, a grid's its community's plus 3. The importer finds a unit's
+# parent by this prefix (grid.importers) and the services refuse a parent that does not match it
+# (grid.services.code_parent_check): one convention on every path.
+PARENT_CODE_LENGTH = {"street": 6, "community": 9, "grid": 12}
+
 unit_code_validator = RegexValidator(
     r"^[0-9A-Za-z_-]{1,32}$", "编码只能包含字母、数字、下划线和连字符，最长32位", "code_format"
 )

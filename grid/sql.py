@@ -47,23 +47,6 @@ def create_boundary_stage() -> str:
     return "boundary_stage"
 
 
-def stage_cells_with_later_versions(*, valid_from: date) -> list[str]:
-    """Codes of staged cells whose current version starts after `valid_from`: a write would rewrite
-    the future, which a planner must resolve by hand."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            SELECT c.code FROM boundary_stage s
-            JOIN "{CELL}" c ON c.id = s.cell_id
-            JOIN "{BOUNDARY}" gb ON gb.cell_id = s.cell_id
-            WHERE upper_inf(gb.valid) AND lower(gb.valid) > %s
-            ORDER BY c.code
-            """,  # noqa: S608 - table names from models
-            [valid_from],
-        )
-        return [row[0] for row in cursor.fetchall()]
-
-
 def apply_boundary_stage(*, valid_from: date, note: str) -> dict[str, object]:
     """Turn staged shapes into boundary versions effective from `valid_from`, set-based.
 

@@ -20,6 +20,7 @@ from tests.factories import (
     GridCellFactory,
     ServiceCentreFactory,
     StreetFactory,
+    multi,
     rect,
     square,
 )
@@ -195,7 +196,8 @@ def test_grid_cell_properties_with_counts_and_territorial_fallback(admin_client,
 
 
 def test_grid_cells_filter_by_community(admin_client, two_cells):
-    other = GridCellFactory(boundary=square(X0 + 0.02, Y0, 0.005))
+    elsewhere = CommunityFactory(geom=multi(square(X0 + 0.02, Y0, 0.005)))
+    other = GridCellFactory(community=elsewhere, boundary=square(X0 + 0.02, Y0, 0.005))
     assert set(
         features_by_code(admin_client.get("/api/grid-cells/", {"community": other.community.code}))
     ) == {other.code}

@@ -161,13 +161,15 @@ def test_bow_tie_is_repaired_and_reported(community, tmp_path):
     report = units_import(level="grid", path=path)
 
     assert (report.created, report.repaired, report.rejected) == (1, 1, 0)
-    (issue,) = report.issues
+    uncovered, issue = report.issues  # whole-file findings (index None) first
     assert (issue.index, issue.code, issue.error_code, issue.severity) == (
         1,
         GRID_A,
         "geometry_repaired",
         "warning",
     )
+    # The two triangles leave most of the community to no grid: said, not refused.
+    assert (uncovered.index, uncovered.error_code, uncovered.severity) == (None, "community_not_covered", "warning")
     assert "Self-intersection" in issue.message
     stored = GridBoundary.objects.get(cell__code=GRID_A).geom
     assert stored.valid and stored.num_geom == 2  # the two triangles of the bow tie

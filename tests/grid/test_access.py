@@ -18,6 +18,7 @@ from tests.factories import (
     rect,
     square,
 )
+from tests.people import user_with
 
 X0, Y0 = ORIGIN
 pytestmark = pytest.mark.django_db
@@ -50,10 +51,6 @@ def town():
     }
 
 
-def user_with(role, **unit):
-    user = User.objects.create_user(username=f"u{User.objects.count()}", password="x-Strong-pass-1")
-    RoleAssignment.objects.create(user=user, role=role, **unit)
-    return user
 
 
 def test_grid_worker_reaches_only_their_grid(town):

@@ -10,8 +10,9 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from grid import services
-from grid.models import Building, GridBoundary, Role, RoleAssignment
+from grid.models import Building, GridBoundary, Role
 from tests.factories import ORIGIN, BuildingFactory, GridCellFactory, ServiceCentreFactory, rect, square
+from tests.people import grant
 
 X0, Y0 = ORIGIN
 PASSWORD = "admin-pass-123"
@@ -253,7 +254,7 @@ def test_admin_lists_are_limited_to_the_users_reach(client, cell_with_building):
     elsewhere = BuildingFactory(code="ELSEWHERE")  # another community
     staff = get_user_model().objects.create_user("shequ", password=PASSWORD, is_staff=True)
     staff.user_permissions.set(Permission.objects.filter(codename__in=["view_building", "change_building"]))
-    RoleAssignment.objects.create(user=staff, role=Role.COMMUNITY_ADMIN, community=cell.community)
+    grant(staff, Role.COMMUNITY_ADMIN, community=cell.community)
     client.force_login(staff)
     html = client.get("/admin/grid/building/").content.decode()
     assert building.code in html and "ELSEWHERE" not in html

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from grid import services
 from grid.coords import wgs84_to_bd09, wgs84_to_gcj02
-from grid.models import GridBoundary, Role, RoleAssignment
+from grid.models import GridBoundary, Role
 from tests.factories import (
     ORIGIN,
     BuildingFactory,
@@ -24,6 +24,7 @@ from tests.factories import (
     rect,
     square,
 )
+from tests.people import grant
 
 pytestmark = pytest.mark.django_db
 
@@ -91,7 +92,7 @@ def test_anonymous_is_refused_with_a_code(client, url):
 def test_basic_auth_is_accepted_and_a_wrong_password_refused(client):
     street = StreetFactory()
     user = get_user_model().objects.create_user("gridworker", password="s3cret-pass")
-    RoleAssignment.objects.create(user=user, role=Role.STREET_ADMIN, street=street)
+    grant(user, Role.STREET_ADMIN, street=street)
     good = base64.b64encode(b"gridworker:s3cret-pass").decode()
     bad = base64.b64encode(b"gridworker:wrong").decode()
     assert client.get("/api/streets/", HTTP_AUTHORIZATION=f"Basic {good}").status_code == 200
@@ -111,7 +112,7 @@ def test_a_user_without_any_role_reaches_nothing(client):
 def test_a_grid_worker_sees_only_their_grid_and_cannot_probe_others(client, two_cells):
     community, west, east = two_cells
     user = get_user_model().objects.create_user("worker", password="s3cret-pass")
-    RoleAssignment.objects.create(user=user, role=Role.GRID_WORKER, grid_cell=west)
+    grant(user, Role.GRID_WORKER, grid_cell=west)
     client.force_login(user)
     assert set(features_by_code(client.get("/api/grid-cells/"))) == {west.code}
     buildings = client.get("/api/buildings/").json()["features"]

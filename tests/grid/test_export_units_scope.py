@@ -6,11 +6,11 @@ import io
 import json
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from grid.models import AuditEvent, Role, RoleAssignment
+from grid.models import AuditEvent, Role
 from tests.factories import ORIGIN, CommunityFactory, GridCellFactory, StreetFactory, multi, rect
+from tests.people import user_with
 
 pytestmark = pytest.mark.django_db
 X0, Y0 = ORIGIN
@@ -33,11 +33,6 @@ def two_streets():
     return cells
 
 
-def user_with(username: str, role: str | None = None, **unit):
-    user = get_user_model().objects.create_user(username=username, password="unused-pass-2026")
-    if role:
-        RoleAssignment.objects.create(user=user, role=role, **unit)
-    return user
 
 
 def exported_codes(path) -> list[str]:
@@ -45,7 +40,7 @@ def exported_codes(path) -> list[str]:
 
 
 def test_a_street_admins_export_holds_only_their_streets_grids(two_streets, tmp_path):
-    admin = user_with("jiedao1", Role.STREET_ADMIN, street=two_streets["440803001"][0].community.street)
+    admin = user_with(username="jiedao1", role=Role.STREET_ADMIN, street=two_streets["440803001"][0].community.street)
     out = tmp_path / "网格.geojson"
     stdout = io.StringIO()
     call_command("export_units", str(out), "--level", "grid", "--user", "jiedao1", stdout=stdout)
@@ -65,7 +60,7 @@ def test_a_street_admins_export_holds_only_their_streets_grids(two_streets, tmp_
 
 
 def test_every_level_is_scoped(two_streets, tmp_path):
-    user_with("shequ", Role.COMMUNITY_ADMIN, community=two_streets["440803002"][0].community)
+    user_with(username="shequ", role=Role.COMMUNITY_ADMIN, community=two_streets["440803002"][0].community)
     for level, expected in (
         ("street", ["440803002"]),
         ("community", ["440803002001"]),
@@ -77,7 +72,7 @@ def test_every_level_is_scoped(two_streets, tmp_path):
 
 
 def test_a_grid_worker_exports_only_their_grid(two_streets, tmp_path):
-    user_with("wanggeyuan", Role.GRID_WORKER, grid_cell=two_streets["440803001"][1])
+    user_with(username="wanggeyuan", role=Role.GRID_WORKER, grid_cell=two_streets["440803001"][1])
     out = tmp_path / "mine.geojson"
     call_command("export_units", str(out), "--level", "grid", "--user", "wanggeyuan", stdout=io.StringIO())
     assert exported_codes(out) == ["440803001001002"]
@@ -92,7 +87,7 @@ def test_an_unknown_user_is_refused_and_nothing_is_written(two_streets, tmp_path
 
 
 def test_a_deactivated_user_is_refused_like_an_unknown_one(two_streets, tmp_path):
-    gone = user_with("lizhi", Role.STREET_ADMIN, street=two_streets["440803001"][0].community.street)
+    gone = user_with(username="lizhi", role=Role.STREET_ADMIN, street=two_streets["440803001"][0].community.street)
     gone.is_active = False
     gone.save(update_fields=["is_active"])
     out = tmp_path / "out.geojson"
@@ -103,7 +98,7 @@ def test_a_deactivated_user_is_refused_like_an_unknown_one(two_streets, tmp_path
 
 
 def test_a_user_with_no_reach_is_refused_and_nothing_is_written(two_streets, tmp_path):
-    user_with("xinren")
+    user_with(username="xinren")
     out = tmp_path / "out.geojson"
     with pytest.raises(CommandError, match=r"\[reach_empty\]"):
         call_command("export_units", str(out), "--level", "grid", "--user", "xinren", stdout=io.StringIO())
@@ -112,7 +107,7 @@ def test_a_user_with_no_reach_is_refused_and_nothing_is_written(two_streets, tmp
 
 
 def test_a_community_outside_the_reach_reads_like_a_missing_one(two_streets, tmp_path):
-    user_with("jiedao1", Role.STREET_ADMIN, street=two_streets["440803001"][0].community.street)
+    user_with(username="jiedao1", role=Role.STREET_ADMIN, street=two_streets["440803001"][0].community.street)
     out = tmp_path / "out.geojson"
     for code in ("440803002001", "440803999001"):  # the other street's; no such community
         with pytest.raises(CommandError, match=rf"\[community_unknown\].*{code}"):

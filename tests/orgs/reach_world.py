@@ -4,10 +4,8 @@ organisation tree, members, workers, cadres and enterprises in each grid, and us
 from dataclasses import dataclass
 
 import pytest
-from django.contrib.auth.models import User
 from django.contrib.gis.geos import Point
 
-from grid.models import RoleAssignment
 from orgs.models import Enterprise, GridWorker, PartyMember, PartyOrganisation, StationedCadre
 from tests.factories import ORIGIN
 from tests.orgs_factories import (
@@ -49,11 +47,6 @@ class World:
     cadre_b: StationedCadre
 
 
-def user_with(role: str, **unit) -> User:
-    # No password: hashing one costs ~0.3 s, and the API tests authenticate with force_authenticate.
-    user = User.objects.create_user(username=f"u{User.objects.count() + 1}")
-    RoleAssignment.objects.create(user=user, role=role, **unit)
-    return user
 
 
 @pytest.fixture(name="world")

@@ -7,7 +7,8 @@ from grid.access import NotInReach, reach_for_user
 from grid.models import AuditEvent, Role
 from orgs import access
 from orgs.models import Enterprise, GridWorker, PartyMember, PartyOrganisation, StationedCadre
-from tests.orgs.reach_world import user_with, world_fixture  # noqa: F401 - fixture
+from tests.orgs.reach_world import world_fixture  # noqa: F401 - fixture
+from tests.people import grant, user_with
 
 pytestmark = pytest.mark.django_db
 
@@ -72,9 +73,8 @@ def test_member_reported_to_a_community_is_seen_there(world):
 def test_view_pii_is_granted_per_place(world):
     s = world.space
     user = user_with(Role.COMMUNITY_ADMIN, community=s.a)
-    from grid.models import RoleAssignment
 
-    RoleAssignment.objects.create(user=user, role=Role.GRID_WORKER, grid_cell=s.b1)
+    grant(user, Role.GRID_WORKER, grid_cell=s.b1)
     reach = reach_for_user(user)
     members = list(access.party_members_in_reach(reach))
     assert {m.pk for m in members} >= {world.member_a1.pk, world.member_b1.pk}

@@ -11,15 +11,15 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.contrib.gis.geos import Point
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from grid.models import Role, RoleAssignment
+from grid.models import Role
 from orgs.models import StationContact, Visit
 from tests.factories import CommunityFactory
 from tests.orgs_factories import StationedCadreFactory
+from tests.people import grant, signed_in
 
 PASSWORD = "admin-pass-123"  # noqa: S105 - test account
 VISITS = "/admin/orgs/visit/"
@@ -39,14 +39,8 @@ def staff_user(username: str, role: str, *, perms: tuple[str, ...] = ("view",), 
     user.user_permissions.set(
         Permission.objects.filter(content_type__app_label="orgs", codename__in=codenames)
     )
-    RoleAssignment.objects.create(user=user, role=role, **unit)
+    grant(user, role, **unit)
     return user
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def make_visit(*, at, reporter, offset_m: float = 10.0, **extra) -> Visit:
@@ -122,7 +116,7 @@ def events(space):
 
 @pytest.mark.django_db
 def test_a_grid_worker_sees_only_the_visits_of_their_grid(space, events):
-    client = client_for(events["worker_a1"])
+    client = signed_in(events["worker_a1"])
     html = client.get(VISITS).content.decode()
     assert "张网格" in html
     assert "李网格" not in html and "赵网格" not in html
@@ -152,15 +146,15 @@ def test_community_and_street_admins_see_their_units(space, events):
         building=None,
     )
 
-    html = client_for(community_admin).get(VISITS).content.decode()
+    html = signed_in(community_admin).get(VISITS).content.decode()
     assert "张网格" in html and "李网格" in html
     assert "赵网格" not in html and "外街人" not in html
-    assert "王阿姨" in client_for(community_admin).get(CONTACTS).content.decode()
+    assert "王阿姨" in signed_in(community_admin).get(CONTACTS).content.decode()
 
-    response = client_for(street_admin).get(VISITS)
+    response = signed_in(street_admin).get(VISITS)
     html = response.content.decode()
     assert all(name in html for name in ("张网格", "李网格", "赵网格")) and "外街人" not in html
-    assert client_for(street_admin).get(f"{VISITS}{events['b1'].pk}/change/").status_code == 200
+    assert signed_in(street_admin).get(f"{VISITS}{events['b1'].pk}/change/").status_code == 200
     # The community filter offers the communities in reach, not every one in the database.
     community_filter = next(
         f for f in response.context["cl"].filter_specs if getattr(f, "field_path", "") == "community"
@@ -178,7 +172,7 @@ def test_events_cannot_be_added_changed_or_deleted_even_with_every_permission(sp
     user = staff_user(
         "sq_all", Role.COMMUNITY_ADMIN, perms=("view", "add", "change", "delete"), community=space.a
     )
-    client = client_for(user)
+    client = signed_in(user)
     visit, contact = events["a1"], events["contact"]
 
     page = client.get(f"{VISITS}{visit.pk}/change/")
@@ -224,7 +218,7 @@ def test_events_cannot_be_added_changed_or_deleted_even_with_every_permission(sp
 @pytest.mark.django_db
 def test_records_far_from_their_subject_are_flagged(space, events):
     far = make_visit(at=space.house_a1, reporter=events["worker_a1"], offset_m=850, reporter_name="远处人")
-    client = client_for(events["worker_a1"])
+    client = signed_in(events["worker_a1"])
     html = client.get(VISITS).content.decode()
     assert html.count("距离过远</span>") == 1  # only the 850 m one; the 10 m one is not flagged
     assert "850 米" in html and "10 米" in html and "±8 米" in html
@@ -244,7 +238,7 @@ def test_list_is_newest_first_and_searchable(space, events):
         reporter_name="早先人",
         occurred_at=timezone.now() - timedelta(days=3),
     )
-    client = client_for(events["worker_a1"])
+    client = signed_in(events["worker_a1"])
     rows = list(client.get(VISITS).context["cl"].result_list)
     assert [v.pk for v in rows] == [events["a1"].pk, older.pk]
     assert [v.pk for v in client.get(VISITS, {"q": "早先"}).context["cl"].result_list] == [older.pk]
@@ -256,7 +250,7 @@ def test_list_is_newest_first_and_searchable(space, events):
 @pytest.mark.django_db
 def test_list_queries_do_not_grow_with_rows(space, events):
     community_admin = staff_user("sq_q", Role.COMMUNITY_ADMIN, community=space.a)
-    client = client_for(community_admin)
+    client = signed_in(community_admin)
     budgets = {}
     for url in (VISITS, CONTACTS):
         with CaptureQueriesContext(connection) as one:
@@ -311,14 +305,14 @@ def test_the_cadre_page_shows_this_months_duty_against_the_requirement(space, ev
     make_contact(cadre=cadre, building=space.house_a1, reporter=reporter, occurred_at=last_month)
 
     community_admin = staff_user("sq_c", Role.COMMUNITY_ADMIN, community=space.a)
-    html = client_for(community_admin).get(f"/admin/orgs/stationedcadre/{cadre.pk}/change/").content.decode()
+    html = signed_in(community_admin).get(f"/admin/orgs/stationedcadre/{cadre.pk}/change/").content.decode()
     days = 2 if now.day > 1 else 1
     # The 9:00 contact, and events["contact"] of an hour ago unless that fell in last month.
     contacts = 1 + int(timezone.localtime(events["contact"].occurred_at).month == now.month)
     assert f"联系群众 {contacts} / {cadre.required_contacts_per_month} 次" in html
     assert f"在岗驻点 {days} / {cadre.required_days_per_month} 天" in html
     assert f"{CONTACTS}?cadre__exact={cadre.pk}" in html
-    listed = client_for(community_admin).get(CONTACTS, {"cadre__exact": cadre.pk}).context["cl"]
+    listed = signed_in(community_admin).get(CONTACTS, {"cadre__exact": cadre.pk}).context["cl"]
     assert listed.result_count == StationContact.objects.filter(cadre=cadre).count()
 
 
@@ -334,7 +328,7 @@ def test_the_cadre_list_shows_each_cadres_month_and_flags_those_behind(space, ev
     StationedCadreFactory(community=space.a, name="驻点丙", required_days_per_month=8)
 
     admin_user = staff_user("sq_list", Role.COMMUNITY_ADMIN, community=space.a)
-    response = client_for(admin_user).get("/admin/orgs/stationedcadre/")
+    response = signed_in(admin_user).get("/admin/orgs/stationedcadre/")
     rows = {
         row.name: row
         for row in response.context["cl"].result_list  # the annotated rows the page rendered

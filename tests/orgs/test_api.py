@@ -6,12 +6,11 @@ from django.contrib.gis.geos import Point
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from drf_spectacular.generators import SchemaGenerator
-from rest_framework.test import APIClient
 
 from grid.models import AuditEvent, Role
 from orgs.models import PartyMember, PartyOrganisation
 from tests.factories import ORIGIN, GridCellFactory
-from tests.orgs.reach_world import PHONE, user_with, world_fixture  # noqa: F401 - fixture
+from tests.orgs.reach_world import PHONE, world_fixture  # noqa: F401 - fixture
 from tests.orgs_factories import (
     BuildingGroupFactory,
     EnterpriseFactory,
@@ -19,15 +18,12 @@ from tests.orgs_factories import (
     PartyMemberFactory,
     make_id_number,
 )
+from tests.people import api_client, user_with
 
 X, Y = ORIGIN
 pytestmark = [pytest.mark.django_db]
 
 
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def _ids(response) -> set[int]:
@@ -87,7 +83,7 @@ def test_lists_and_details_are_scoped_by_reach(world, users):
         "enterprises": {world.firm_a1.pk, world.firm_b1.pk},
     }
     for who in ("worker_a1", "worker_b1", "admin_a"):
-        _check_scoping(client_for(users[who]), expected(world, who), every)
+        _check_scoping(api_client(users[who]), expected(world, who), every)
 
 
 def _check_scoping(client, want, every):
@@ -104,7 +100,7 @@ def _check_scoping(client, want, every):
 
 
 def test_street_admin_sees_the_whole_street(world, users):
-    client = client_for(users["street"])
+    client = api_client(users["street"])
     assert _ids(client.get("/api/organisations/")) == set(
         PartyOrganisation.objects.values_list("pk", flat=True)
     )
@@ -113,7 +109,7 @@ def test_street_admin_sees_the_whole_street(world, users):
 
 
 def test_org_filters_subtree_and_ancestors(world, users):
-    client = client_for(users["street"])
+    client = api_client(users["street"])
     w = world
     assert _ids(client.get("/api/organisations/", {"kind": "grid_branch"})) == {
         w.branch_a1.pk,
@@ -134,7 +130,7 @@ def test_org_filters_subtree_and_ancestors(world, users):
     chain = client.get(f"/api/organisations/{w.group_a1.pk}/ancestors/").json()
     assert [o["id"] for o in chain] == [w.committee.pk, w.org_a.pk, w.branch_a1.pk]
     # A grid worker's subtree of the community org holds only their own grid's part of it.
-    worker = client_for(users["worker_a1"])
+    worker = api_client(users["worker_a1"])
     assert _ids(worker.get(f"/api/organisations/{w.org_a.pk}/subtree/")) == {
         w.org_a.pk,
         w.branch_a1.pk,
@@ -144,7 +140,7 @@ def test_org_filters_subtree_and_ancestors(world, users):
 
 
 def test_enterprises_are_geojson_points(world, users):
-    body = client_for(users["admin_a"]).get("/api/enterprises/").json()
+    body = api_client(users["admin_a"]).get("/api/enterprises/").json()
     assert body["type"] == "FeatureCollection"
     feature = body["features"][0]
     assert feature["geometry"]["type"] == "Point"
@@ -156,7 +152,7 @@ def test_enterprises_are_geojson_points(world, users):
 
 
 def test_grid_worker_sees_masked_personal_data_and_no_audit_row(world, users):
-    body = client_for(users["worker_a1"]).get(f"/api/members/{world.member_a1.pk}/").json()
+    body = api_client(users["worker_a1"]).get(f"/api/members/{world.member_a1.pk}/").json()
     assert body["pii_masked"] is True
     assert body["id_number"] == make_id_number(1)[:6] + "********" + make_id_number(1)[-4:]
     assert body["phone"] == "138****8000"
@@ -164,7 +160,7 @@ def test_grid_worker_sees_masked_personal_data_and_no_audit_row(world, users):
 
 
 def test_community_admin_sees_personal_data_and_each_read_is_audited(world, users):
-    client = client_for(users["admin_a"])
+    client = api_client(users["admin_a"])
     body = client.get(f"/api/members/{world.member_a1.pk}/").json()
     assert body["pii_masked"] is False
     assert body["id_number"] == make_id_number(1) and body["phone"] == PHONE
@@ -179,9 +175,9 @@ def test_community_admin_sees_personal_data_and_each_read_is_audited(world, user
 
 
 def test_worker_phones_follow_the_same_rule(world, users):
-    masked = client_for(users["worker_a1"]).get(f"/api/grid-workers/{world.worker_a1.pk}/").json()
+    masked = api_client(users["worker_a1"]).get(f"/api/grid-workers/{world.worker_a1.pk}/").json()
     assert masked["phone"] == "139****9000" and masked["pii_masked"]
-    clear = client_for(users["admin_a"]).get(f"/api/grid-workers/{world.worker_a1.pk}/").json()
+    clear = api_client(users["admin_a"]).get(f"/api/grid-workers/{world.worker_a1.pk}/").json()
     assert clear["phone"] == "13900139000"
     assert AuditEvent.objects.get(action="read_pii").changes == {"worker_ids": [world.worker_a1.pk]}
 
@@ -203,10 +199,10 @@ def _org_payload(world, **over):
 
 def test_roles_without_edit_orgs_are_refused_and_nothing_written(world, users):
     before = PartyOrganisation.objects.count()
-    response = client_for(users["worker_a1"]).post("/api/organisations/", _org_payload(world), format="json")
+    response = api_client(users["worker_a1"]).post("/api/organisations/", _org_payload(world), format="json")
     assert response.status_code == 403
     assert response.json()["code"] == "permission_denied"
-    response = client_for(users["worker_a1"]).patch(
+    response = api_client(users["worker_a1"]).patch(
         f"/api/members/{world.member_a1.pk}/", {"name": "改名"}, format="json"
     )
     assert response.status_code == 403
@@ -215,7 +211,7 @@ def test_roles_without_edit_orgs_are_refused_and_nothing_written(world, users):
 
 
 def test_community_admin_creates_and_updates_an_org_with_audit(world, users):
-    client = client_for(users["admin_a"])
+    client = api_client(users["admin_a"])
     response = client.post("/api/organisations/", _org_payload(world), format="json")
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -233,7 +229,7 @@ def test_community_admin_creates_and_updates_an_org_with_audit(world, users):
 
 
 def test_tree_violations_are_400_with_the_stable_code_and_write_nothing(world, users):
-    client = client_for(users["street"])
+    client = api_client(users["street"])
     before = PartyOrganisation.objects.count()
     audits = AuditEvent.objects.count()
     # A grid branch of community A's organisation on a (free) grid of community B.
@@ -267,7 +263,7 @@ def test_tree_violations_are_400_with_the_stable_code_and_write_nothing(world, u
 
 
 def test_references_outside_the_editing_reach_read_as_missing(world, users):
-    client = client_for(users["admin_a"])
+    client = api_client(users["admin_a"])
     before = PartyOrganisation.objects.count()
     response = client.post(
         "/api/organisations/",
@@ -284,7 +280,7 @@ def test_references_outside_the_editing_reach_read_as_missing(world, users):
 
 
 def test_member_create_and_update(world, users):
-    client = client_for(users["admin_a"])
+    client = api_client(users["admin_a"])
     payload = {
         "name": "新党员",
         "gender": "female",
@@ -318,7 +314,7 @@ def test_member_create_and_update(world, users):
 
 
 def test_stationed_cadre_update(world, users):
-    client = client_for(users["admin_a"])
+    client = api_client(users["admin_a"])
     response = client.patch(
         f"/api/stationed-cadres/{world.cadre_a.pk}/", {"period_end": "2023-01-01"}, format="json"
     )
@@ -334,11 +330,11 @@ def test_stationed_cadre_update(world, users):
 
 
 def test_rule_violations_are_scoped(world, users):
-    street = client_for(users["street"]).get("/api/rules/violations/", {"date": "2025-01-01"})
+    street = api_client(users["street"]).get("/api/rules/violations/", {"date": "2025-01-01"})
     assert street.status_code == 200
     all_rows = street.json()["results"]
     assert all_rows and {"rule_code", "rule_label", "message", "responsible_org_name"} <= set(all_rows[0])
-    worker = client_for(users["worker_a1"]).get(
+    worker = api_client(users["worker_a1"]).get(
         "/api/rules/violations/", {"street": world.space.street.code, "date": "2025-01-01"}
     )
     seen = {("org", o.pk) for o in (world.committee, world.org_a, world.branch_a1, world.group_a1)}
@@ -346,7 +342,7 @@ def test_rule_violations_are_scoped(world, users):
     rows = worker.json()["results"]
     assert rows and all((r["subject_type"], r["subject_id"]) in seen for r in rows)
     assert len(rows) < len(all_rows)
-    other = client_for(users["worker_a1"]).get("/api/rules/violations/", {"street": "440803999"})
+    other = api_client(users["worker_a1"]).get("/api/rules/violations/", {"street": "440803999"})
     assert other.status_code == 404
 
 
@@ -360,7 +356,7 @@ def _queries(client, url) -> int:
 
 
 def test_query_count_does_not_grow_with_rows(world, users, django_assert_max_num_queries):
-    client = client_for(users["admin_a"])
+    client = api_client(users["admin_a"])
     urls = ["/api/members/", "/api/organisations/", "/api/grid-workers/", "/api/enterprises/"]
     few = {url: _queries(client, url) for url in urls}
     s = world.space
@@ -401,5 +397,5 @@ def test_openapi_documents_every_endpoint_in_chinese():
 
 
 def test_unknown_dates_in_query_are_400(world, users):
-    response = client_for(users["street"]).get("/api/rules/violations/", {"date": "2025-13-01"})
+    response = api_client(users["street"]).get("/api/rules/violations/", {"date": "2025-13-01"})
     assert response.status_code == 400 and response.json()["code"] == "invalid_input"

@@ -5,23 +5,19 @@ inside the caller's editing reach, and a refusal writes nothing."""
 from decimal import Decimal
 
 import pytest
-from rest_framework.test import APIClient
 
 from grid import coords
 from grid.models import AuditEvent, Role
 from orgs import services
 from orgs.models import CommitteeSeat, Enterprise, GridWorker, PartyOrganisation, Rectification, StarRating
 from tests.factories import ORIGIN
-from tests.orgs.reach_world import user_with, world_fixture  # noqa: F401 - fixture
+from tests.orgs.reach_world import world_fixture  # noqa: F401 - fixture
+from tests.people import api_client, user_with
 
 X, Y = ORIGIN
 pytestmark = [pytest.mark.django_db]
 
 
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 @pytest.fixture
@@ -56,7 +52,7 @@ def _refused(response, status: int, code: str) -> None:
 
 def test_community_admin_adds_a_worker_to_a_grid_of_their_community(world, users):
     s = world.space
-    response = client_for(users["admin_a"]).post(
+    response = api_client(users["admin_a"]).post(
         "/api/grid-workers/",
         {"name": "新网格员", "community": s.a.code, "grid_cells": [s.a2.code], "phone": "13700001111"},
         format="json",
@@ -75,14 +71,14 @@ def test_a_worker_grid_must_stay_in_the_worker_community_and_the_callers_reach(w
     s = world.space
     before = counts()
     # Grid B1 is outside the community admin's reach: not even found.
-    response = client_for(users["admin_a"]).post(
+    response = api_client(users["admin_a"]).post(
         "/api/grid-workers/",
         {"name": "越界", "community": s.a.code, "grid_cells": [s.b1.code]},
         format="json",
     )
     _refused(response, 400, "reference_not_found")
     # The street admin reaches B1, but it lies in another community than the worker's.
-    response = client_for(users["street"]).post(
+    response = api_client(users["street"]).post(
         "/api/grid-workers/",
         {"name": "越界", "community": s.a.code, "grid_cells": [s.b1.code]},
         format="json",
@@ -93,7 +89,7 @@ def test_a_worker_grid_must_stay_in_the_worker_community_and_the_callers_reach(w
 
 def test_updating_a_worker_replaces_their_grids_and_stays_in_reach(world, users):
     s, w = world.space, world
-    admin = client_for(users["admin_a"])
+    admin = api_client(users["admin_a"])
     response = admin.patch(
         f"/api/grid-workers/{w.worker_a1.pk}/",
         {"grid_cells": [s.a1.code, s.a2.code], "active": False},
@@ -107,10 +103,10 @@ def test_updating_a_worker_replaces_their_grids_and_stays_in_reach(world, users)
         admin.patch(f"/api/grid-workers/{w.worker_b1.pk}/", {"name": "改名"}, format="json"), 404, "not_found"
     )
     _refused(
-        client_for(users["worker_a1"]).post("/api/grid-workers/", {}, format="json"), 403, "permission_denied"
+        api_client(users["worker_a1"]).post("/api/grid-workers/", {}, format="json"), 403, "permission_denied"
     )
     _refused(
-        client_for(users["leader"]).patch(
+        api_client(users["leader"]).patch(
             f"/api/grid-workers/{w.worker_a1.pk}/", {"name": "x"}, format="json"
         ),
         403,
@@ -126,7 +122,7 @@ def test_an_enterprise_placed_in_gcj02_is_converted_once_and_gets_its_community(
     s = world.space
     wgs = (X + 0.003, Y + 0.004)
     gcj = coords.wgs84_to_gcj02(*wgs)
-    response = client_for(users["admin_a"]).post(
+    response = api_client(users["admin_a"]).post(
         "/api/enterprises/",
         {
             "name": "新企业",
@@ -152,25 +148,25 @@ def test_an_enterprise_placed_in_gcj02_is_converted_once_and_gets_its_community(
 def test_an_enterprise_outside_the_callers_reach_is_not_written(world, users):
     before = counts()
     # A point in community B: the community admin of A may not place an enterprise there.
-    response = client_for(users["admin_a"]).post(
+    response = api_client(users["admin_a"]).post(
         "/api/enterprises/",
         {"name": "越界企业", "location": {"type": "Point", "coordinates": [X + 0.015, Y + 0.005]}},
         format="json",
     )
     _refused(response, 403, "outside_edit_reach")
-    response = client_for(users["street"]).post(
+    response = api_client(users["street"]).post(
         "/api/enterprises/",
         {"name": "海上企业", "location": {"type": "Point", "coordinates": [X + 0.5, Y + 0.5]}},
         format="json",
     )
     _refused(response, 400, "enterprise_outside_communities")
-    response = client_for(users["street"]).post(
+    response = api_client(users["street"]).post(
         "/api/enterprises/",
         {"name": "坐标系", "location": {"type": "Point", "coordinates": [X, Y]}, "crs": "not-a-crs"},
         format="json",
     )
     _refused(response, 400, "crs_unknown")
-    response = client_for(users["street"]).post(
+    response = api_client(users["street"]).post(
         "/api/enterprises/",
         {"name": "无位置", "location": {"type": "Point", "coordinates": ["a", 1]}},
         format="json",
@@ -182,7 +178,7 @@ def test_an_enterprise_outside_the_callers_reach_is_not_written(world, users):
 def test_moving_an_enterprise_in_bd09_changes_its_community(world, users):
     s, w = world.space, world
     bd = coords.wgs84_to_bd09(X + 0.015, Y + 0.005)
-    response = client_for(users["street"]).patch(
+    response = api_client(users["street"]).patch(
         f"/api/enterprises/{w.firm_a1.pk}/",
         {"location": {"type": "Point", "coordinates": [float(bd[0]), float(bd[1])]}, "crs": "bd09"},
         format="json",
@@ -191,7 +187,7 @@ def test_moving_an_enterprise_in_bd09_changes_its_community(world, users):
     assert response.json()["properties"]["community_code"] == s.b.code
     # The community admin of A cannot move A's enterprise out of their reach.
     before = counts()
-    response = client_for(users["admin_a"]).patch(
+    response = api_client(users["admin_a"]).patch(
         f"/api/enterprises/{w.firm_b1.pk}/", {"name": "改名"}, format="json"
     )
     _refused(response, 404, "not_found")
@@ -204,7 +200,7 @@ def test_moving_an_enterprise_in_bd09_changes_its_community(world, users):
 def test_seats_of_an_enlarged_committee_are_listed_added_and_removed(world, users):
     s, w = world.space, world
     services.party_org_update(org=w.org_a, is_enlarged=True)
-    admin = client_for(users["admin_a"])
+    admin = api_client(users["admin_a"])
     url = f"/api/organisations/{w.org_a.pk}/seats/"
     response = admin.post(
         url,
@@ -232,7 +228,7 @@ def test_seats_of_an_enlarged_committee_are_listed_added_and_removed(world, user
 def test_seat_refusals_write_nothing(world, users):
     s, w = world.space, world
     before = counts()
-    admin = client_for(users["admin_a"])
+    admin = api_client(users["admin_a"])
     # Not enlarged.
     _refused(
         admin.post(f"/api/organisations/{w.org_a.pk}/seats/", {"person_name": "甲"}, format="json"),
@@ -265,7 +261,7 @@ def test_seat_refusals_write_nothing(world, users):
 
 def test_flagging_and_converting_a_weak_branch(world, users):
     w = world
-    admin = client_for(users["admin_a"])
+    admin = api_client(users["admin_a"])
     url = f"/api/organisations/{w.branch_a1.pk}/rectifications/"
     response = admin.post(url, {"flagged_on": "2025-01-10", "reasons": "组织生活不正常"}, format="json")
     assert response.status_code == 201, response.content
@@ -295,7 +291,7 @@ def test_flagging_and_converting_a_weak_branch(world, users):
     w.branch_a1.refresh_from_db()
     assert not w.branch_a1.weak
     # The grid worker of A1 reads their branch's record but cannot write it.
-    worker = client_for(users["worker_a1"])
+    worker = api_client(users["worker_a1"])
     assert [r["id"] for r in worker.get(url).json()] == [rect["id"]]
     _refused(
         worker.post(url, {"flagged_on": "2025-07-01", "reasons": "x"}, format="json"),
@@ -307,7 +303,7 @@ def test_flagging_and_converting_a_weak_branch(world, users):
 
 def test_star_ratings_are_recorded_and_corrected(world, users):
     w = world
-    admin = client_for(users["admin_a"])
+    admin = api_client(users["admin_a"])
     url = f"/api/organisations/{w.branch_a2.pk}/star-ratings/"
     response = admin.post(url, {"year": 2024, "score": "80", "satisfaction_score": "95"}, format="json")
     assert response.status_code == 201, response.content
@@ -323,7 +319,7 @@ def test_star_ratings_are_recorded_and_corrected(world, users):
         "invalid_input",
     )
     _refused(
-        client_for(users["admin_a"]).post(
+        api_client(users["admin_a"]).post(
             f"/api/organisations/{w.branch_b1.pk}/star-ratings/",
             {"year": 2024, "score": "80", "satisfaction_score": "80"},
             format="json",
@@ -338,11 +334,10 @@ def test_star_ratings_are_recorded_and_corrected(world, users):
 
 def test_implausible_member_dates_and_credit_codes_are_refused_on_the_api_too(world, users):
     """The roster import's plausibility checks hold on every path: the services apply them."""
+    from orgs.models import PartyMember
     from tests.orgs_factories import make_id_number
 
-    from orgs.models import PartyMember
-
-    client = client_for(users["admin_a"])
+    client = api_client(users["admin_a"])
     before, members = counts(), PartyMember.objects.count()
     member = {"name": "新党员", "gender": "male", "organisation": world.branch_a2.pk}
     cases = [

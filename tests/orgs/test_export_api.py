@@ -9,20 +9,17 @@ import pytest
 from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
-from grid.models import AuditEvent, Role, RoleAssignment
+from grid.models import AuditEvent, Role
 from orgs import pii
 from orgs.roster import HEADERS
-from tests.orgs.reach_world import PHONE, user_with, world_fixture  # noqa: F401 - fixture
+from tests.orgs.reach_world import PHONE, world_fixture  # noqa: F401 - fixture
 from tests.orgs_factories import make_id_number
+from tests.people import api_client, grant, user_with
 
 pytestmark = [pytest.mark.django_db]
 URL = "/api/members/export/"
 
 
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def allow_export(user):
@@ -48,7 +45,7 @@ def last_export() -> AuditEvent:
 
 def test_without_the_permission_the_export_is_masked_and_audited(world):
     street_admin = user_with(Role.STREET_ADMIN, street=world.space.street)
-    response = client_for(street_admin).post(URL, {"reason": "年度党员统计"}, format="json")
+    response = api_client(street_admin).post(URL, {"reason": "年度党员统计"}, format="json")
     rows = rows_of(response)
     assert {r["姓名"] for r in rows} == {"甲一", "甲二", "乙一", "甲社区"}
     a1 = next(r for r in rows if r["姓名"] == "甲一")
@@ -65,7 +62,7 @@ def test_without_the_permission_the_export_is_masked_and_audited(world):
 
 def test_with_the_permission_and_view_pii_everywhere_the_export_is_clear(world):
     admin_a = allow_export(user_with(Role.COMMUNITY_ADMIN, community=world.space.a))
-    response = client_for(admin_a).post(URL, {"reason": "换届核对", "format": "csv"}, format="json")
+    response = api_client(admin_a).post(URL, {"reason": "换届核对", "format": "csv"}, format="json")
     assert response["Content-Type"].startswith("text/csv")
     rows = rows_of(response)
     assert {r["姓名"] for r in rows} == {"甲一", "甲二", "甲社区"}  # community A only
@@ -78,21 +75,21 @@ def test_the_permission_alone_does_not_unmask_people_outside_view_pii(world):
     # Community admin of A (view_pii over A) and leader of the whole street (no view_pii): the
     # export holds B's members too, so it is masked as a whole.
     user = user_with(Role.COMMUNITY_ADMIN, community=s.a)
-    RoleAssignment.objects.create(user=user, role=Role.LEADER, street=s.street)
+    grant(user, Role.LEADER, street=s.street)
     user = allow_export(user)
-    rows = rows_of(client_for(user).post(URL, {"reason": "核对"}, format="json"))
+    rows = rows_of(api_client(user).post(URL, {"reason": "核对"}, format="json"))
     assert {r["姓名"] for r in rows} == {"甲一", "甲二", "乙一", "甲社区"}
     assert next(r for r in rows if r["姓名"] == "甲一")["身份证号"] != make_id_number(1)
     assert last_export().changes["unmasked"] is False
     # Limited to community A, everyone in the file is under view_pii: clear.
-    rows = rows_of(client_for(user).post(URL, {"reason": "核对", "community": s.a.code}, format="json"))
+    rows = rows_of(api_client(user).post(URL, {"reason": "核对", "community": s.a.code}, format="json"))
     assert {r["姓名"] for r in rows} == {"甲一", "甲二", "甲社区"}
     assert next(r for r in rows if r["姓名"] == "甲一")["身份证号"] == make_id_number(1)
 
 
 def test_a_reason_is_required_and_a_refusal_writes_no_audit_row(world):
     street_admin = allow_export(user_with(Role.STREET_ADMIN, street=world.space.street))
-    client = client_for(street_admin)
+    client = api_client(street_admin)
     before = AuditEvent.objects.count()
     for body in ({}, {"reason": ""}, {"reason": "   "}, {"format": "csv"}):
         response = client.post(URL, body, format="json")
@@ -107,10 +104,10 @@ def test_exports_are_scoped_by_reach(world):
     s = world.space
     admin_a = allow_export(user_with(Role.COMMUNITY_ADMIN, community=s.a))
     before = AuditEvent.objects.count()
-    response = client_for(admin_a).post(URL, {"reason": "越权", "community": s.b.code}, format="json")
+    response = api_client(admin_a).post(URL, {"reason": "越权", "community": s.b.code}, format="json")
     assert response.status_code == 400 and response.json()["code"] == "reference_not_found"
     for role, unit in ((Role.GRID_WORKER, {"grid_cell": s.a1}), (Role.LEADER, {"street": s.street})):
-        response = client_for(user_with(role, **unit)).post(URL, {"reason": "导出"}, format="json")
+        response = api_client(user_with(role, **unit)).post(URL, {"reason": "导出"}, format="json")
         assert response.status_code == 403, role
     assert APIClient().post(URL, {"reason": "导出"}, format="json").status_code == 401
     assert AuditEvent.objects.count() == before
@@ -122,7 +119,7 @@ def test_the_command_follows_the_same_masking_rule_as_the_api(world, tmp_path):
 
     s = world.space
     user = user_with(Role.COMMUNITY_ADMIN, community=s.a)
-    RoleAssignment.objects.create(user=user, role=Role.LEADER, street=s.street)
+    grant(user, Role.LEADER, street=s.street)
     user = allow_export(user)
     for community, clear in ((None, False), (s.a.code, True)):
         out = tmp_path / f"roster-{community}.xlsx"

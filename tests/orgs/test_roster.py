@@ -9,11 +9,12 @@ from django.contrib.auth.models import Permission, User
 from django.core.management import CommandError, call_command
 from openpyxl import Workbook, load_workbook
 
-from grid.models import AuditEvent, Role, RoleAssignment
+from grid.models import AuditEvent, Role
 from orgs import pii
 from orgs.models import PartyMember
 from orgs.roster import HEADERS, members_import
 from tests.orgs_factories import CommunityOrgFactory, GridBranchFactory, make_id_number
+from tests.people import grant
 
 pytestmark = pytest.mark.django_db
 
@@ -196,7 +197,7 @@ def test_command_reports_rows_and_fails_without_partial(tree, tmp_path, capsys):
 
 def _exporter(with_permission: bool, street) -> User:
     user = User.objects.create_user(username="clerk" + ("_p" if with_permission else ""))
-    RoleAssignment.objects.create(user=user, role=Role.STREET_ADMIN, street=street)
+    grant(user, Role.STREET_ADMIN, street=street)
     if with_permission:
         user.user_permissions.add(Permission.objects.get(codename="export_personal_data"))
     return user

@@ -32,6 +32,7 @@ from orgs.apis import events as event_apis
 from orgs.models import Enterprise, GridWorker, StationContact, StationedCadre, Visit
 from tests.factories import ORIGIN, rect
 from tests.orgs_factories import EnterpriseFactory, GridWorkerFactory, StationedCadreFactory
+from tests.people import api_client, grant, user_with
 
 X, Y = ORIGIN
 GEOD = Geod(ellps="WGS84")
@@ -54,23 +55,17 @@ class People:
     firm_b1: Enterprise
 
 
-def user_with(username: str, role: str, **unit) -> User:
-    user = User.objects.create_user(username=username, first_name="", last_name="")
-    RoleAssignment.objects.create(user=user, role=role, **unit)
-    return user
-
-
 @pytest.fixture
 def people(space) -> People:
     s = space
     today = timezone.localdate()
-    worker_a1 = user_with("worker_a1", Role.GRID_WORKER, grid_cell=s.a1)
+    worker_a1 = user_with(username="worker_a1", role=Role.GRID_WORKER, grid_cell=s.a1)
     worker_a1.first_name = "张网格"
     worker_a1.save(update_fields=["first_name"])
-    worker_b1 = user_with("worker_b1", Role.GRID_WORKER, grid_cell=s.b1)
+    worker_b1 = user_with(username="worker_b1", role=Role.GRID_WORKER, grid_cell=s.b1)
     record_a1 = GridWorkerFactory(community=s.a, grid_cells=[s.a1], user=worker_a1)
     GridWorkerFactory(community=s.b, grid_cells=[s.b1], user=worker_b1)
-    cadre = user_with("cadre_a", Role.STATIONED_CADRE, community=s.a)
+    cadre = user_with(username="cadre_a", role=Role.STATIONED_CADRE, community=s.a)
     posting = StationedCadreFactory(
         community=s.a,
         user=cadre,
@@ -81,20 +76,14 @@ def people(space) -> People:
         worker_a1=worker_a1,
         worker_b1=worker_b1,
         worker_a1_record=record_a1,
-        admin_a=user_with("admin_a", Role.COMMUNITY_ADMIN, community=s.a),
+        admin_a=user_with(username="admin_a", role=Role.COMMUNITY_ADMIN, community=s.a),
         cadre=cadre,
         posting=posting,
-        planner=user_with("planner", Role.PLANNER, street=s.street),
-        leader=user_with("leader", Role.LEADER, street=s.street),
+        planner=user_with(username="planner", role=Role.PLANNER, street=s.street),
+        leader=user_with(username="leader", role=Role.LEADER, street=s.street),
         firm_a1=EnterpriseFactory(name="甲一公司", point=Point(X + 0.001, Y + 0.008, srid=4326)),
         firm_b1=EnterpriseFactory(name="乙一公司", point=Point(X + 0.015, Y + 0.008, srid=4326)),
     )
-
-
-def client_for(user: User) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def when(**delta) -> str:
@@ -116,7 +105,7 @@ def item(kind: str = "other", **fields) -> dict:
 
 
 def post(user: User, path: str, items, **kwargs):
-    return client_for(user).post(path, {"items": items}, format="json", **kwargs)
+    return api_client(user).post(path, {"items": items}, format="json", **kwargs)
 
 
 def ok(response) -> dict:
@@ -137,7 +126,7 @@ def versions() -> dict[int, int]:
 
 
 def feature_ids(user: User, path: str) -> set[str]:
-    response = client_for(user).get(path)
+    response = api_client(user).get(path)
     assert response.status_code == 200, response.content
     return {f["id"] for f in response.json()["features"]}
 
@@ -191,7 +180,7 @@ def test_a_grid_workers_batch_is_stored_where_it_happened_and_seen_by_those_in_r
     assert feature_ids(p.worker_a1, "/api/visits/") == set(stored)
     assert feature_ids(p.admin_a, "/api/visits/") == set(stored)
     assert feature_ids(p.worker_b1, "/api/visits/") == set()
-    page = client_for(p.admin_a).get("/api/visits/", {"grid_cell": s.a1.code, "kind": "household"}).json()
+    page = api_client(p.admin_a).get("/api/visits/", {"grid_cell": s.a1.code, "kind": "household"}).json()
     [feature] = page["features"]
     assert feature["properties"]["building_code"] == s.house_a1.code
     assert feature["properties"]["grid_cell_code"] == s.a1.code
@@ -393,7 +382,7 @@ def test_one_bad_item_does_not_stop_the_good_ones_and_each_gets_its_code(space, 
 )
 def test_a_malformed_envelope_is_refused_whole(people, body, code):
     before = counts()
-    response = client_for(people.worker_a1).post(VISITS, body, format="json")
+    response = api_client(people.worker_a1).post(VISITS, body, format="json")
     assert response.status_code == 400, response.content
     assert response.json()["code"] == code
     assert counts() == before
@@ -424,7 +413,7 @@ def test_too_many_items_is_refused_whole_with_its_code(people, settings):
 def test_a_body_that_cannot_be_stored_is_a_400_not_a_500(people, raw):
     body = raw.replace(b"%s", str(uuid.uuid4()).encode(), 1).replace(b"%s", when().encode(), 1)
     before = counts()
-    response = client_for(people.worker_a1).post(VISITS, body, content_type="application/json")
+    response = api_client(people.worker_a1).post(VISITS, body, content_type="application/json")
     assert response.status_code == 400, response.content
     assert response.json()["code"] == "malformed_request"
     assert counts() == before
@@ -532,7 +521,7 @@ def test_a_stationed_cadres_check_ins_say_whether_they_were_on_site(space, peopl
     assert feature_ids(p.admin_a, "/api/station-contacts/") == set(stored)
     assert feature_ids(p.cadre, "/api/station-contacts/") == set(stored)
     assert feature_ids(p.worker_a1, "/api/station-contacts/") == set()
-    on_site = client_for(p.admin_a).get("/api/station-contacts/", {"on_site": "true"}).json()
+    on_site = api_client(p.admin_a).get("/api/station-contacts/", {"on_site": "true"}).json()
     assert {f["id"] for f in on_site["features"]} == {inside["id"]}
 
 
@@ -546,7 +535,7 @@ def test_someone_without_a_posting_cannot_log_station_contacts(space, people):
 def test_a_cadre_no_longer_responsible_for_the_community_cannot_log_there(space, people):
     p = people
     RoleAssignment.objects.filter(user=p.cadre).update(revoked_at=timezone.now())
-    RoleAssignment.objects.create(user=p.cadre, role=Role.GRID_WORKER, grid_cell=space.b1)
+    grant(p.cadre, Role.GRID_WORKER, grid_cell=space.b1)
     before = counts()
     body = ok(post(p.cadre, CONTACTS, [item("check_in", **at(X + 0.004, Y + 0.005))]))
     assert codes(body) == ["sync_outside_reach"]
@@ -596,7 +585,7 @@ def test_a_batch_costs_the_same_queries_whatever_its_size(space, people, django_
             out.append(item("other", **at(X + 0.001 + i * 1e-5, Y + 0.009)))
         return out
 
-    client = client_for(p.worker_a1)
+    client = api_client(p.worker_a1)
     with CaptureQueriesContext(connection) as small:
         assert ok(client.post(VISITS, {"items": batch(1)}, format="json"))["created"] == 3
     assert len(small) <= 16
@@ -642,7 +631,7 @@ def test_a_retry_is_a_duplicate_even_after_the_worker_moved_grids_or_the_record_
     ok(post(p.worker_a1, VISITS, batch))
     # The answer was lost; meanwhile the worker was moved to A2 and the age limit was shortened.
     RoleAssignment.objects.filter(user=p.worker_a1).update(revoked_at=timezone.now())
-    RoleAssignment.objects.create(user=p.worker_a1, role=Role.GRID_WORKER, grid_cell=s.a2)
+    grant(p.worker_a1, Role.GRID_WORKER, grid_cell=s.a2)
     settings.WANGGE_SYNC = {**settings.WANGGE_SYNC, "max_age_days": 10}
     before = counts()
     assert codes(ok(post(p.worker_a1, VISITS, batch))) == ["duplicate", "duplicate"]
@@ -757,7 +746,7 @@ def test_the_lists_filter_by_kind_grid_day_and_on_site(space, people):
             ],
         )
     )
-    admin = client_for(p.admin_a)
+    admin = api_client(p.admin_a)
 
     def kinds_and_grids(query: str) -> list[tuple[str, str]]:
         response = admin.get(f"/api/visits/?{query}")
@@ -777,7 +766,7 @@ def test_the_lists_filter_by_kind_grid_day_and_on_site(space, people):
 
     inside, outside = (X + 0.003, Y + 0.005), (X + 0.015, Y + 0.005)  # in A; in B
     ok(post(p.cadre, CONTACTS, [item("check_in", **at(*inside)), item("check_in", **at(*outside))]))
-    response = client_for(p.cadre).get("/api/station-contacts/?on_site=false")
+    response = api_client(p.cadre).get("/api/station-contacts/?on_site=false")
     assert response.status_code == 200, response.content
     (off_site,) = response.json()["features"]
     assert off_site["geometry"]["coordinates"] == pytest.approx(list(outside))

@@ -8,16 +8,16 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.templatetags.static import static
 from django.test import Client
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from grid.models import Role, RoleAssignment
+from grid.models import Role
 from orgs.models import StationContact, Visit
 from tests.browser import browser_session
 from tests.orgs_factories import GridWorkerFactory, StationedCadreFactory
+from tests.people import user_with
 
 PASSWORD = "tablet-test-2026"
 TABLET = "/tablet/"
@@ -28,10 +28,11 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-def person(username: str, role: str, **unit):
-    user = get_user_model().objects.create_user(username, password=PASSWORD, is_staff=True)
-    RoleAssignment.objects.create(user=user, role=role, **unit)
-    return user
+
+
+def staff_member(username: str, role: str, **unit):
+    """A member of staff who signs in by the form (the page is session-based)."""
+    return user_with(role, username=username, password=PASSWORD, staff=True, **unit)
 
 
 @pytest.mark.django_db
@@ -39,14 +40,14 @@ def test_the_page_needs_a_sign_in_and_a_role_that_logs_visits(space):
     anonymous = Client().get(TABLET)
     assert anonymous.status_code == 302 and anonymous["Location"].startswith("/admin/login/?next=/tablet/")
     leader = Client()
-    leader.force_login(person("lingdao_t", Role.LEADER, street=space.street))
+    leader.force_login(staff_member("lingdao_t", Role.LEADER, street=space.street))
     assert leader.get(TABLET).status_code == 403
 
 
 @pytest.mark.django_db
 def test_a_worker_picks_from_the_buildings_of_their_own_grid_only(space):
     worker = Client()
-    worker.force_login(person("wg_t", Role.GRID_WORKER, grid_cell=space.a1))
+    worker.force_login(staff_member("wg_t", Role.GRID_WORKER, grid_cell=space.a1))
     response = worker.get(TABLET)
     assert response.status_code == 200
     assert [b["code"] for b in response.context["buildings"]] == [space.house_a1.code]
@@ -57,7 +58,7 @@ def test_a_worker_picks_from_the_buildings_of_their_own_grid_only(space):
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_visits_saved_offline_are_synced_once_online_and_refusals_stay_on_the_tablet(browser_page, space):
-    worker = person("wg_tablet", Role.GRID_WORKER, grid_cell=space.a1)
+    worker = staff_member("wg_tablet", Role.GRID_WORKER, grid_cell=space.a1)
     GridWorkerFactory(community=space.a, grid_cells=[space.a1], user=worker)
     s = browser_page
     s.admin_login("wg_tablet", PASSWORD, next_path=TABLET)
@@ -118,7 +119,7 @@ def test_visits_saved_offline_are_synced_once_online_and_refusals_stay_on_the_ta
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_a_stationed_cadre_checks_in_and_logs_a_contact_from_the_tablet(browser_page, space):
-    cadre = person("zd_tablet", Role.STATIONED_CADRE, community=space.a)
+    cadre = staff_member("zd_tablet", Role.STATIONED_CADRE, community=space.a)
     today = timezone.localdate()
     posting = StationedCadreFactory(
         community=space.a, user=cadre, period_start=today - timedelta(days=10), period_end=None
@@ -183,7 +184,7 @@ def _wait_for(page, script: str, timeout: float = 15.0):
 def test_the_page_opens_without_a_network_once_opened_with_one_and_forgets_it_on_sign_out(
     browser, live_server, space
 ):
-    worker = person("wg_offline", Role.GRID_WORKER, grid_cell=space.a1)
+    worker = staff_member("wg_offline", Role.GRID_WORKER, grid_cell=space.a1)
     GridWorkerFactory(community=space.a, grid_cells=[space.a1], user=worker)
     with browser_session(browser, base_url=live_server.url, service_workers="allow") as s:
         s.admin_login("wg_offline", PASSWORD, next_path=TABLET)
@@ -238,7 +239,7 @@ def test_the_page_opens_without_a_network_once_opened_with_one_and_forgets_it_on
 
 @pytest.mark.django_db
 def test_a_stale_csrf_token_is_its_own_error_not_a_missing_permission(space):
-    worker = person("wg_csrf", Role.GRID_WORKER, grid_cell=space.a1)
+    worker = staff_member("wg_csrf", Role.GRID_WORKER, grid_cell=space.a1)
     browser = Client(enforce_csrf_checks=True)
     browser.force_login(worker)
     response = browser.post("/api/sync/visits/", {"items": []}, content_type="application/json")

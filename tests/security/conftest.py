@@ -39,7 +39,6 @@ from grid.models import (
     GridBoundary,
     GridCell,
     Role,
-    RoleAssignment,
     ServiceCentre,
     Street,
 )
@@ -80,6 +79,7 @@ from tests.orgs_factories import (
     StreetCommitteeFactory,
     make_id_number,
 )
+from tests.people import grant
 
 X, Y = ORIGIN
 
@@ -251,7 +251,7 @@ def user_for(username: str, role: str | None, **unit: Model) -> User:
     # No password: hashing costs ~0.3 s each; tests log in with force_login / force_authenticate.
     user = User.objects.create_user(username=username)
     if role is not None:
-        RoleAssignment.objects.create(user=user, role=role, **unit)
+        grant(user, role, **unit)
     return user
 
 

@@ -18,7 +18,8 @@ from grid.models import AuditEvent, Building, Role
 from orgs.models import PartyMember, PartyOrganisation
 from tests.factories import ORIGIN
 from tests.orgs.conftest import space  # noqa: F401 - fixture
-from tests.orgs.reach_world import user_with, world_fixture  # noqa: F401 - fixture
+from tests.orgs.reach_world import world_fixture  # noqa: F401 - fixture
+from tests.people import user_with
 
 pytestmark = pytest.mark.django_db
 

@@ -30,12 +30,12 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.converters import IntConverter
 from django.utils import timezone
 from rest_framework import serializers
-from rest_framework.test import APIClient
 
 from edge.api import ReachAPIView
 from grid.models import AuditEvent, RoleAssignment
 from orgs import services as org_services
 from orgs.models import PartyMember, PartyOrganisation, StationedCadre
+from tests.people import api_client
 from tests.security.conftest import (
     EVENT_MODELS,
     FORBIDDEN,
@@ -206,11 +206,6 @@ def _hits(found: set[str], things: list[Thing]) -> list[Thing]:
     return [t for t in things if t.identifiers & found]
 
 
-def client_for(user: Any) -> APIClient:
-    client = APIClient()
-    if user is not None:
-        client.force_authenticate(user)
-    return client
 
 
 def db_fingerprint() -> list[Any]:
@@ -286,8 +281,8 @@ def test_every_api_route_is_classified():
 
 def test_worker_a_lists_show_nothing_of_grid_b(sworld):
     w = sworld
-    worker = client_for(w.users["worker_a"])
-    admin = client_for(w.users["community_admin"])
+    worker = api_client(w.users["worker_a"])
+    admin = api_client(w.users["community_admin"])
     forbidden = w.in_places(FORBIDDEN["worker_a"])
     b_things = w.in_places({"B"})
     failures: list[str] = []
@@ -333,7 +328,7 @@ def test_worker_a_lists_show_nothing_of_grid_b(sworld):
 
 
 def test_worker_a_point_lookup(sworld):
-    worker = client_for(sworld.users["worker_a"])
+    worker = api_client(sworld.users["worker_a"])
     for route, probe in QUERY_PROBES.items():
         ok = worker.get("/" + route, probe["visible"])
         assert ok.status_code == 200, ok.content
@@ -350,11 +345,11 @@ def _detail_failures(
     tells the model the route serves, ids being disjoint across models), and every forbidden
     identifier answers 404 not_found: all of grid B's that fit the converter, and those of the
     route's own model elsewhere out of reach."""
-    client = client_for(w.users[who])
+    client = api_client(w.users[who])
     failures: list[str] = []
     for route in routes:
         if route.route in COMMUNITY_WIDE and who == "worker_a":
-            client_ok, visible = client_for(w.users["community_admin"]), w.in_places({"C1*"})
+            client_ok, visible = api_client(w.users["community_admin"]), w.in_places({"C1*"})
         else:
             client_ok, visible = client, w.in_places(VISIBLE[who])
         models = {
@@ -421,7 +416,7 @@ def test_unsafe_methods_against_grid_b_are_refused_and_write_nothing(sworld):
         "writer_c2": {400, 404},
     }
     for who, allowed in expected.items():
-        client = client_for(w.users[who])
+        client = api_client(w.users[who])
         for route, method, url in calls:
             response = getattr(client, method)(url, body, format="json")
             if response.status_code not in allowed:
@@ -436,7 +431,7 @@ def test_unsafe_methods_against_grid_b_are_refused_and_write_nothing(sworld):
 
 def test_no_role_is_refused_everywhere_and_anonymous_must_sign_in(sworld):
     w = sworld
-    anon, norole, operator = client_for(None), client_for(w.users["norole"]), client_for(w.users["operator"])
+    anon, norole, operator = api_client(None), api_client(w.users["norole"]), api_client(w.users["operator"])
     a_thing = {
         r.route: next(v for t in w.in_places({"A", "C1*"}) for v in r.fits(t))
         for r in probed_routes()
@@ -464,7 +459,7 @@ def test_no_role_is_refused_everywhere_and_anonymous_must_sign_in(sworld):
 
 
 def _union_of_lists(w: SecurityWorld, who: str) -> tuple[set[str], list[str]]:
-    client = client_for(w.users[who])
+    client = api_client(w.users[who])
     forbidden = w.in_places(FORBIDDEN[who]) if who in FORBIDDEN else []
     found_all: set[str] = set()
     failures: list[str] = []
@@ -500,7 +495,7 @@ def test_wider_roles_see_their_places_and_nothing_beyond(sworld, who, must_see):
     # Leader and planner hold street S like the street admin: the same places are out of reach.
     forbidden_places = FORBIDDEN.get(who, FORBIDDEN["street_admin"])
     if who in ("leader", "planner"):
-        client = client_for(w.users[who])
+        client = api_client(w.users[who])
         for route in list_routes():
             if route.route in QUERY_PROBES:
                 continue
@@ -517,12 +512,12 @@ def test_community_admin_writes_stay_inside_c1(sworld):
     cadre = StationedCadre.objects.get(community=w.units["c1"])
     url = f"/api/stationed-cadres/{cadre.pk}/"
     assert (
-        client_for(w.users["writer_c2"]).patch(url, {"required_days_per_month": 3}, format="json").status_code
+        api_client(w.users["writer_c2"]).patch(url, {"required_days_per_month": 3}, format="json").status_code
         == 404
     )
     cadre.refresh_from_db()
     assert cadre.required_days_per_month != 3
-    response = client_for(w.users["community_admin"]).patch(
+    response = api_client(w.users["community_admin"]).patch(
         url, {"required_days_per_month": 3}, format="json"
     )
     assert response.status_code == 200, response.content
@@ -552,9 +547,9 @@ def test_exports_hold_only_the_callers_places(sworld):
     body = {"reason": "核对名册", "format": "csv"}
     for route in POST_ONLY:
         url = "/" + route
-        admin_c1 = client_for(w.users["community_admin"])
+        admin_c1 = api_client(w.users["community_admin"])
         assert _exported_names(admin_c1.post(url, body, format="json")) == in_places["A"] | in_places["B"]
-        street = client_for(w.users["street_admin"])
+        street = api_client(w.users["street_admin"])
         assert _exported_names(street.post(url, body, format="json")) == (
             in_places["A"] | in_places["B"] | in_places["C"]
         )
@@ -570,7 +565,7 @@ def test_exports_hold_only_the_callers_places(sworld):
             ("planner", None, 403),
         ):
             data = {**body, **({"community": community} if community else {})}
-            response = client_for(w.users[who]).post(url, data, format="json")
+            response = api_client(w.users[who]).post(url, data, format="json")
             assert response.status_code == expected, (who, response.content[:200])
             if expected == 400:
                 assert response.json()["code"] == "reference_not_found"
@@ -631,7 +626,7 @@ def test_sync_items_outside_reach_are_refused(sworld):
     failures: list[str] = []
     expected_codes = {"not_found", "sync_outside_reach", "sync_id_conflict", "sync_id_repeated"}
     for who in ("worker_a", "writer_c2"):
-        client = client_for(w.users[who])
+        client = api_client(w.users[who])
         for url, items, codes in (
             ("/api/sync/visits/", visits, expected_codes),
             ("/api/sync/station-contacts/", contacts, {"sync_not_stationed"}),
@@ -648,7 +643,7 @@ def test_sync_items_outside_reach_are_refused(sworld):
                 if leaked:
                     failures.append(f"POST {url} as {who}: item {result['index']} names {leaked}")
     for who in ("norole", "leader", "planner", "operator"):
-        client = client_for(w.users[who])
+        client = api_client(w.users[who])
         for url in SYNC_ROUTES:
             response = client.post("/" + url, {"items": visits}, format="json")
             if response.status_code != 403:

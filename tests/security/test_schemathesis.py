@@ -32,7 +32,8 @@ from schemathesis.specs.openapi.checks import (
 
 from grid.models import Role
 from tests.orgs.conftest import space  # noqa: F401 - fixture
-from tests.orgs.reach_world import World, user_with, world_fixture  # noqa: F401 - fixture
+from tests.orgs.reach_world import World, world_fixture  # noqa: F401 - fixture
+from tests.people import user_with
 
 pytestmark = pytest.mark.django_db
 

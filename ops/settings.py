@@ -158,7 +158,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "mapping.tasks.recompute_all_gaps",
         "schedule": crontab(hour=3, minute=15),
     },
+    # The day's indicator snapshot of every unit (mapping.indicator_tasks), half an hour after the
+    # gap recompute so it counts that run's gaps; it waits for the recompute if that runs long.
+    "indicator-snapshots-nightly": {
+        "task": "mapping.indicator_tasks.take_indicator_snapshots",
+        "schedule": crontab(hour=3, minute=45),
+    },
 }
+# Task modules that autodiscovery (which imports each app's tasks.py) does not find.
+CELERY_IMPORTS = ["mapping.indicator_tasks"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -89,6 +89,12 @@ QUERY_PROBES = {
         "visible": {"lon": 110.405, "lat": 21.195},
         "forbidden": {"lon": 110.415, "lat": 21.195},
     },
+    # The indicators of grid A (visible) and of grid B (404, like a missing code). The codes come
+    # from the world's factories, so these probes are functions of the world.
+    "api/indicators/": {
+        "visible": lambda w: {"unit": w.units["cell_A"].code},
+        "forbidden": lambda w: {"unit": w.units["cell_B"].code},
+    },
 }
 
 # Every place-scoped list and detail route of the project, by the kind of thing it answers with.
@@ -330,10 +336,11 @@ def test_worker_a_lists_show_nothing_of_grid_b(sworld):
 def test_worker_a_point_lookup(sworld):
     worker = api_client(sworld.users["worker_a"])
     for route, probe in QUERY_PROBES.items():
-        ok = worker.get("/" + route, probe["visible"])
+        visible, forbidden = (q(sworld) if callable(q) else q for q in (probe["visible"], probe["forbidden"]))
+        ok = worker.get("/" + route, visible)
         assert ok.status_code == 200, ok.content
         assert _hits(identifiers_in(ok.json()), sworld.in_places({"A"}))
-        refused = worker.get("/" + route, probe["forbidden"])
+        refused = worker.get("/" + route, forbidden)
         assert refused.status_code == 404 and refused.json()["code"] == "not_found", refused.content
         assert not _hits(identifiers_in(refused.json()), sworld.in_places(FORBIDDEN["worker_a"]))
 

@@ -10,6 +10,7 @@ from a file; values travel only as parameters or through COPY.
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 from django.db import connection
 
@@ -87,7 +88,7 @@ def stage_discard(indexes: Sequence[int]) -> None:
             cursor.execute(f"DELETE FROM {STAGE} WHERE idx = ANY(%s)", [list(indexes)])  # noqa: S608
 
 
-def _rejects(sql: str, params: Sequence[object] = ()) -> list[Reject]:
+def _rejects(sql: str, params: Sequence[Any] = ()) -> list[Reject]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [(int(r[0]), r[1], r[2]) for r in cursor.fetchall()]

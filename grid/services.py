@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.gis.geos import GEOSGeometry, MultiPolygon, Point, Polygon
 from django.core.exceptions import ValidationError
@@ -65,7 +65,10 @@ def _geometry_common(geom: GEOSGeometry, label: str) -> None:
         raise InvalidGeometry(f"{label}边界为空", code="geometry_empty")
 
 
-def _geometry_valid(geom: GEOSGeometry, label: str) -> GEOSGeometry:
+G = TypeVar("G", bound=GEOSGeometry)
+
+
+def _geometry_valid(geom: G, label: str) -> G:
     if not geom.valid:
         raise InvalidGeometry(f"{label}边界无效：{geom.valid_reason}", code="geometry_invalid")
     geom.srid = STORAGE_SRID
@@ -115,7 +118,7 @@ def _fields_check(model: type[models.Model], values: Mapping[str, Any]) -> None:
     except ValidationError as exc:
         name, errors = next(iter(exc.error_dict.items()))
         error = errors[0]
-        label = model._meta.get_field(name).verbose_name
+        label = getattr(model._meta.get_field(name), "verbose_name", name)
         raise GridError(
             f"{label}：{error.messages[0]}", code=error.code or "value_invalid", detail={"field": name}
         ) from exc
@@ -127,8 +130,11 @@ def _fields_known(changes: Mapping[str, Any], allowed: Collection[str], what: st
         raise GridError(f"{what}不能修改字段：{'、'.join(unknown)}", code="field_unknown")
 
 
-def _code_free(model: type[models.Model], code: str, pk: int | None) -> None:
-    if model._default_manager.filter(code=code).exclude(pk=pk).exists():
+def _code_free(model: type[models.Model], code: str, stored: Any) -> None:
+    """The code is no other unit's (`stored`: the unit being changed, None when creating)."""
+    if stored is not None and stored.code == code:
+        return
+    if model._default_manager.filter(code=code).exclude(pk=stored.pk if stored else None).exists():
         label = model._meta.verbose_name
         raise GridError(f"{label}编码 {code} 已存在", code="code_taken", detail={"field": "code"})
 
@@ -143,8 +149,8 @@ def code_parent_check(*, level: str, code: str, parent_code: str, parent_label: 
         )
 
 
-def _children_keep_prefix(*, old_code: str, new_code: str, has_children: bool, what: str) -> None:
-    if new_code != old_code and has_children:
+def _children_keep_prefix(*, old_code: str, new_code: str, children: models.QuerySet, what: str) -> None:
+    if new_code != old_code and children.exists():
         raise CodeParentMismatch(
             f"{what}下已有下级单元，其编码以 {old_code} 开头：不能把编码改为 {new_code}",
             detail={"field": "code", "code": new_code, "parent_code": old_code},
@@ -194,11 +200,11 @@ STREET_FIELDS = frozenset({"code", "name", "district_adcode", "geom"})
 
 def street_check(*, street: Street | None, code: str, district_adcode: str) -> None:
     """A street's code: free, starting with its district's adcode, fixed once communities hang on it."""
-    _code_free(Street, code, street.pk if street else None)
+    _code_free(Street, code, street)
     code_parent_check(level="street", code=code, parent_code=district_adcode, parent_label="区县")
     if street is not None:
         _children_keep_prefix(
-            old_code=street.code, new_code=code, has_children=street.communities.exists(), what="街道"
+            old_code=street.code, new_code=code, children=street.communities.all(), what="街道"
         )
 
 
@@ -280,11 +286,11 @@ def community_check(
 ) -> None:
     """A community's code: free, starting with its street's, fixed once grid cells hang on it; an
     outline (`geom`, when it is being set) must still hold every current grid cell."""
-    _code_free(Community, code, community.pk if community else None)
+    _code_free(Community, code, community)
     code_parent_check(level="community", code=code, parent_code=street.code, parent_label="街道")
     if community is not None:
         _children_keep_prefix(
-            old_code=community.code, new_code=code, has_children=community.grid_cells.exists(), what="社区"
+            old_code=community.code, new_code=code, children=community.grid_cells.all(), what="社区"
         )
         if geom is not None and not same_value(community.geom, geom):
             communities_partition_check(community_ids=[community.pk], outlines={community.pk: geom})
@@ -312,7 +318,7 @@ def community_create(
 def community_update(*, community: Community, **changes: Any) -> Community:
     """Change a community's fields (COMMUNITY_FIELDS). A new outline must hold its grid cells."""
     _fields_known(changes, COMMUNITY_FIELDS, "社区")
-    locked = Community.objects.select_for_update().get(pk=community.pk)
+    locked = Community.objects.select_for_update(of=("self",)).select_related("street").get(pk=community.pk)
     values = {name: changes.get(name, getattr(locked, name)) for name in COMMUNITY_FIELDS}
     _fields_check(Community, {k: v for k, v in changes.items() if k != "geom"})
     if "geom" in changes:
@@ -354,7 +360,7 @@ GRID_CELL_FIELDS = frozenset({"name", "responsible_body"})
 
 def grid_cell_check(*, cell: GridCell | None, code: str, community: Community) -> None:
     """A grid's code: free and starting with its community's code."""
-    _code_free(GridCell, code, cell.pk if cell else None)
+    _code_free(GridCell, code, cell)
     code_parent_check(level="grid", code=code, parent_code=community.code, parent_label="社区")
 
 
@@ -595,7 +601,7 @@ BUILDING_FIELDS = frozenset({"code", "name", "address", "kind", "community", "ho
 def building_check(*, building: Building | None, code: str) -> None:
     """A building's code is free-form (letters, digits; the demo uses its community's code plus a
     sequence, surveys their own numbers): it must only be free."""
-    _code_free(Building, code, building.pk if building else None)
+    _code_free(Building, code, building)
 
 
 @transaction.atomic
@@ -682,7 +688,7 @@ def service_centre_check(
 ) -> None:
     """A centre's code is free-form and free; its community, when it has one, lies in its street;
     below street level it must have one (as the importer links them)."""
-    _code_free(ServiceCentre, code, centre.pk if centre else None)
+    _code_free(ServiceCentre, code, centre)
     if community is None and level != ServiceCentre.Level.STREET:
         raise GridError(
             "社区级党群服务中心和网格/小区服务站须属于某个社区",
@@ -730,7 +736,11 @@ def service_centre_create(
 @transaction.atomic
 def service_centre_update(*, centre: ServiceCentre, **changes: Any) -> ServiceCentre:
     _fields_known(changes, SERVICE_CENTRE_FIELDS, "党群服务中心")
-    locked = ServiceCentre.objects.select_for_update().get(pk=centre.pk)
+    locked = (
+        ServiceCentre.objects.select_for_update(of=("self",))
+        .select_related("street", "community")
+        .get(pk=centre.pk)
+    )
     values = {name: changes.get(name, getattr(locked, name)) for name in SERVICE_CENTRE_FIELDS}
     _fields_check(ServiceCentre, {k: v for k, v in changes.items() if k != "geom"})
     if "geom" in changes:

@@ -322,6 +322,9 @@ WANGGE_AUDIT_ACTOR_FROM_REQUEST = "grid.audit.set_actor_from_request"
 # after the commit for every change. Higher layers listen; the project names them here.
 WANGGE_OUTLINE_LISTENERS: list[str] = ["orgs.services.enterprises_follow_outlines"]
 WANGGE_CHANGE_LISTENERS: list[str] = ["mapping.tasks.queue_gap_recompute"]
+# Grids partition their community (grid.partition): a leak, overlap or gap smaller than this, per
+# piece, is survey noise and not reported; narrower gaps between neighbours count as mismatched edges.
+WANGGE_PARTITION: dict[str, float] = {"tolerance_m2": 100.0, "gap_width_m": 2.0}
 
 WANGGE_SYNC: dict[str, int] = {
     "max_items": 500,  # per batch; a tablet sends more in several batches

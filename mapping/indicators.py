@@ -18,7 +18,7 @@ a division by zero, nor a misleading 0 or 100 %).
   party members live (by residence, any status) that a building group covers / such buildings;
 - member_management_rate 党员纳入组织管理率 = members attached to an organisation / all members
   placed in the unit (placed where they live, else the community they reported to, else their
-  workplace; as the gaps place them);
+  workplace, as the gaps place them; else where their organisation sits);
 - household_visit_coverage 入户走访覆盖率 = households of residential buildings (residential or mixed,
   with households) that a visit named within `visit_interval_days` (60) whole local days before
   the day / households of residential buildings. The same window and buildings as the gaps
@@ -83,7 +83,8 @@ FORMULAS: dict[str, tuple[str, str]] = {
     ),
     "member_management_rate": (
         "党员纳入组织管理率",
-        "已编入党组织的党员数 ÷ 党员总数（党员按居住楼栋计入，无居住楼栋的按双报到社区，再按所在两新组织）",
+        "已编入党组织的党员数 ÷ 党员总数（党员按居住楼栋计入，无居住楼栋的按双报到社区，再按所在两新组织，"
+        "再按所在党组织的位置）",
     ),
     "household_visit_coverage": (
         "入户走访覆盖率",

@@ -23,7 +23,10 @@ share of an indicator and its open gaps of the matching kind tell the same story
 - an enterprise counts in its building's grid cell, else the current grid cell of its community
   covering its point (as orgs.access.enterprises_in_reach scopes it);
 - a member counts where mapping.sql places them: the building they live in, else the community
-  they reported to (双报到, no grid cell), else their workplace;
+  they reported to (双报到, no grid cell), else their workplace; a member placed nowhere by these
+  counts where their organisation sits (e.g. a 驻区单位 member living outside the street). That last
+  step only ever adds attached members (an unattached one has no organisation), so the members a
+  unit misses are still exactly its open member_unattached gaps;
 - a visit, counted as such (`visits_in_window`), counts where it happened (Visit.grid_cell and
   Visit.community: the cell that held its place on its day);
 - stationed cadres serve a whole community: they count for the community and street only.
@@ -150,14 +153,21 @@ mem AS (
     FROM (
         SELECT c.street_id, p.community_id, p.grid_cell_id, p.attached
         FROM (
-            SELECT COALESCE(b.community_id, m.reported_community_id, e.community_id) AS community_id,
+            SELECT COALESCE(b.community_id, m.reported_community_id, e.community_id,
+                            o.community_id, og.community_id, oe.community_id) AS community_id,
                    CASE WHEN b.id IS NOT NULL THEN b.grid_cell_id
-                        WHEN m.reported_community_id IS NULL THEN eb.grid_cell_id END AS grid_cell_id,
+                        WHEN m.reported_community_id IS NOT NULL THEN NULL
+                        WHEN e.community_id IS NOT NULL THEN eb.grid_cell_id
+                        ELSE o.grid_cell_id END AS grid_cell_id,
                    m.organisation_id IS NOT NULL AS attached
             FROM "{MEMBER}" m
             LEFT JOIN "{BUILDING}" b ON b.id = m.residence_building_id
             LEFT JOIN "{ENTERPRISE}" e ON e.id = m.work_enterprise_id
             LEFT JOIN "{BUILDING}" eb ON eb.id = e.building_id
+            -- Last: where their organisation sits (its community, its grid cell's, its premises').
+            LEFT JOIN "{ORG}" o ON o.id = m.organisation_id
+            LEFT JOIN "{CELL}" og ON og.id = o.grid_cell_id
+            LEFT JOIN "{ENTERPRISE}" oe ON oe.id = o.premises_id
         ) p
         JOIN comm c ON c.id = p.community_id
     ) x

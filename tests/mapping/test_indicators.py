@@ -168,6 +168,20 @@ def build_scene() -> IScene:
     PartyMemberFactory(residence_building=h3, organisation=None)
     # No residence: reported to A (counts for A, no grid cell), attached to A's organisation.
     PartyMemberFactory(reported_community=a, organisation=a_org)
+    # Placed nowhere else, so where their organisation sits: a resident unit's member living
+    # outside the street (A, no grid cell) and one of A1's branch (A1).
+    resident_unit = org_services.party_org_create(
+        kind=Kind.RESIDENT_UNIT_ORG,
+        level=Level.BRANCH,
+        name="区税务局党支部",
+        code="IND00003",
+        street=street,
+        parent=a_org,
+        community=a,
+        unit_name="区税务局",
+    )
+    PartyMemberFactory(organisation=resident_unit)
+    PartyMemberFactory(organisation=a1_branch)
 
     # Enterprises: F1 own org at the shop (A1); F4 nothing (A1); F2 joint branch, F3 instructor (A2).
     f1 = EnterpriseFactory(name="自建公司", building=shop)
@@ -270,7 +284,7 @@ EXPECTED_A1 = {
     "enterprise_own_org_rate": rate(0.5, 1, 2),
     "grid_branch_coverage": rate(1, 1, 1),
     "building_group_coverage": rate(0.5, 1, 2),
-    "member_management_rate": rate(0.8571, 6, 7),
+    "member_management_rate": rate(0.875, 7, 8),
     "household_visit_coverage": rate(1, 30, 30),
     "cadre_attendance": NULL,  # cadres serve the community, not a grid cell
     "visits_in_window": 2,
@@ -308,7 +322,7 @@ EXPECTED_A = {
     "enterprise_own_org_rate": rate(0.25, 1, 4),
     "grid_branch_coverage": rate(0.5, 1, 2),  # A0 has no boundary: not current
     "building_group_coverage": rate(0.5, 1, 2),
-    "member_management_rate": rate(0.7778, 7, 9),
+    "member_management_rate": rate(0.8182, 9, 11),
     "household_visit_coverage": rate(0.5, 30, 60),
     # 3 + 4 on-site days / (8 + 10) × 16/31 = 9.29 required so far
     "cadre_attendance": rate(0.7535, 7, 9.29),

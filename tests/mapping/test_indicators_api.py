@@ -17,7 +17,15 @@ from rest_framework.test import APIClient
 from grid.models import Role, RoleAssignment
 from mapping import indicators
 from mapping.models import IndicatorSnapshot
-from tests.mapping.test_indicators import AT, DAY, EXPECTED_A, EXPECTED_A1, EXPECTED_EMPTY, IScene, build_scene
+from tests.mapping.test_indicators import (
+    AT,
+    DAY,
+    EXPECTED_A,
+    EXPECTED_A1,
+    EXPECTED_EMPTY,
+    IScene,
+    build_scene,
+)
 
 pytestmark = pytest.mark.django_db
 

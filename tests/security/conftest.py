@@ -43,6 +43,8 @@ from grid.models import (
     Street,
 )
 from grid.services import buildings_reassign
+from mapping.models import Gap
+from mapping.services import gaps_recompute
 from orgs import services as org_services
 from orgs.models import (
     Cadre,
@@ -99,6 +101,7 @@ ID_RANGES: list[type[Model]] = [
     Rectification,
     StarRating,
     CommitteeSeat,
+    Gap,
 ]
 # Keyed by the tablet's UUID: no sequence to move, but part of every "nothing was written" check.
 EVENT_MODELS: list[type[Model]] = [Visit, StationContact]
@@ -332,6 +335,10 @@ def build_world() -> SecurityWorld:
         )
         w.add(contact, place, code="")
     w.add(org_services.cadre_create(name="街道干部", street=s2), "S2", code="")
+    # The coverage gaps of this world (unvisited buildings, uncovered enterprises, idle cadres…),
+    # so that /api/gaps/ is proven against real rows. A gap's own id names no thing of the world
+    # (Gap has its own id range); what it names (subject, units, organisation) is checked.
+    gaps_recompute(community_ids=None)
 
     w.users = {
         "worker_a": user_for("worker_a", Role.GRID_WORKER, grid_cell=cells["A"][0]),

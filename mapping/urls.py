@@ -1,0 +1,9 @@
+from django.urls import path
+
+from mapping import apis
+
+app_name = "mapping"
+urlpatterns = [
+    path("gaps/", apis.GapListApi.as_view(), name="gap-list"),
+    path("gaps/summary/", apis.GapSummaryApi.as_view(), name="gap-summary"),
+]

@@ -58,6 +58,10 @@ IMPORT_CODES = {
     "value_invalid",
     "geometry_repaired",
     "name_defaulted",
+    # The partition checks of every boundary write (grid/partition.py).
+    "grid_overlap",
+    "grid_outside_community",
+    "community_not_covered",
 }
 # The codes orgs/roster.py uses for a whole file (RosterError) and for a row (RowError).
 ROSTER_FILE_CODES = {

@@ -1,9 +1,10 @@
 from django.urls import path
 
-from mapping import apis
+from mapping import apis, indicator_apis
 
 app_name = "mapping"
 urlpatterns = [
     path("gaps/", apis.GapListApi.as_view(), name="gap-list"),
     path("gaps/summary/", apis.GapSummaryApi.as_view(), name="gap-summary"),
+    path("indicators/", indicator_apis.IndicatorsApi.as_view(), name="indicators"),
 ]

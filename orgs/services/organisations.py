@@ -31,6 +31,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from grid.access import Reach
+from grid.changes import communities_changed
 from grid.models import AuditEvent, Building, Community, GridCell, Street
 from orgs.errors import AttachmentInvalid, OrgError, TreeMismatch
 from orgs.models import (
@@ -42,7 +43,15 @@ from orgs.models import (
     Rectification,
     StarRating,
 )
-from orgs.services.common import audit, changed_fields, ensure_editable, plain, snapshot
+from orgs.services.common import (
+    UNSET,
+    audit,
+    changed_fields,
+    ensure_editable,
+    org_community_ids,
+    plain,
+    snapshot,
+)
 
 Kind = PartyOrganisation.Kind
 Level = PartyOrganisation.Level
@@ -102,6 +111,10 @@ def default_term_years(kind: str) -> int:
 
 def _kind_label(kind: str) -> str:
     return Kind(kind).label
+
+
+def _org_communities(*org_ids: int) -> set[int]:
+    return org_community_ids(PartyOrganisation.objects.filter(pk__in=org_ids))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,6 +354,7 @@ def party_org_create(
     if building_list:
         changes["buildings"] = sorted(b.pk for b in building_list)
     audit(AuditEvent.Action.CREATE, org, f"新增党组织“{org.name}”", changes=changes, street_id=org.street_id)
+    communities_changed(_org_communities(org.pk))
     ensure_editable(reach, org)
     return org
 
@@ -360,6 +374,7 @@ def party_org_update(
     locked = PartyOrganisation.objects.select_for_update().get(pk=org.pk)
     ensure_editable(reach, locked)
     before = snapshot(locked, changes)
+    communities_before = _org_communities(locked.pk)
     old_buildings = sorted(locked.buildings.values_list("pk", flat=True)) if buildings is not None else []
     for field, value in changes.items():
         setattr(locked, field, value)
@@ -377,6 +392,7 @@ def party_org_update(
         changes=diff,
         street_id=locked.street_id,
     )
+    communities_changed(communities_before | _org_communities(locked.pk))
     ensure_editable(reach, locked)
     return locked
 
@@ -400,8 +416,19 @@ def party_org_flag_weak(
         changes={"org": locked.pk, "flagged_on": flagged_on.isoformat(), "reasons": reasons},
         street_id=locked.street_id,
     )
+    communities_changed(_org_communities(locked.pk))
     ensure_editable(reach, rect)
     return rect
+
+
+def rectification_check(*, rectification: Rectification, converted_on: date) -> None:
+    """Raise an OrgError unless `rectification` (as stored) may be recorded converted on that day.
+
+    Pure: reads only; the admin's form calls it, the services before writing."""
+    if rectification.converted_on is not None:
+        raise OrgError("该整顿已记录转化", code="rectification_already_converted")
+    if converted_on < rectification.flagged_on:
+        raise OrgError("转化日期不能早于认定日期", code="rectification_date_order")
 
 
 @transaction.atomic
@@ -409,25 +436,67 @@ def rectification_convert(
     *, reach: Reach | None = None, rectification: Rectification, converted_on: date
 ) -> Rectification:
     """Record that a weak organisation has been converted (转化); its flag is cleared."""
+    return rectification_update(reach=reach, rectification=rectification, converted_on=converted_on)
+
+
+@transaction.atomic
+def rectification_update(
+    *,
+    reach: Reach | None = None,
+    rectification: Rectification,
+    reasons: str = UNSET,
+    measures: str = UNSET,
+    converted_on: date | None = UNSET,
+) -> Rectification:
+    """Correct a rectification's reasons (软弱涣散表现) and measures (整顿措施), and record its
+    conversion (转化) when `converted_on` is given, in one write and one audit row.
+
+    The organisation, the day it was flagged and a recorded conversion are not edited: a flag
+    made in error is deleted (`rectification_delete`), which the audit log keeps."""
     rect = Rectification.objects.select_for_update().get(pk=rectification.pk)
     ensure_editable(reach, rect)
-    if rect.converted_on is not None:
-        raise OrgError("该整顿已记录转化", code="rectification_already_converted")
-    if converted_on < rect.flagged_on:
-        raise OrgError("转化日期不能早于认定日期", code="rectification_date_order")
-    rect.converted_on = converted_on
-    rect.save(update_fields=["converted_on"])
-    PartyOrganisation.objects.filter(pk=rect.org_id).update(weak=False)
+    texts = {name: value for name, value in (("reasons", reasons), ("measures", measures)) if value is not UNSET}
+    before = snapshot(rect, [*texts, "converted_on"])
+    for name, value in texts.items():
+        setattr(rect, name, value)
+    converting: date | None = None if converted_on is UNSET else converted_on
+    if converting is not None:
+        rectification_check(rectification=rect, converted_on=converting)
+        rect.converted_on = converting
+    rect.save(update_fields=[*texts, "converted_on"])
     org_name, street_id = PartyOrganisation.objects.values_list("name", "street_id").get(pk=rect.org_id)
+    if converting is not None:
+        PartyOrganisation.objects.filter(pk=rect.org_id).update(weak=False)
+        communities_changed(_org_communities(rect.org_id))
     audit(
         AuditEvent.Action.UPDATE,
         rect,
-        f"“{org_name}”整顿转化",
-        changes={"converted_on": [None, converted_on.isoformat()]},
+        f"“{org_name}”整顿转化" if converting is not None else f"修改“{org_name}”整顿记录",
+        changes=changed_fields(before, snapshot(rect, [*texts, "converted_on"])),
         street_id=street_id,
     )
     ensure_editable(reach, rect)
     return rect
+
+
+@transaction.atomic
+def rectification_delete(*, reach: Reach | None = None, rectification: Rectification) -> None:
+    """Remove a rectification recorded in error; the organisation stays flagged weak only while
+    another rectification of it is still open. The audit row keeps what was removed."""
+    ensure_editable(reach, rectification)
+    rect = Rectification.objects.select_for_update().get(pk=rectification.pk)
+    org = PartyOrganisation.objects.select_for_update().get(pk=rect.org_id)
+    audit(
+        AuditEvent.Action.DELETE,
+        rect,
+        f"删除“{org.name}”的整顿记录（{rect.flagged_on.isoformat()}认定）",
+        changes=snapshot(rect, ["org", "flagged_on", "reasons", "measures", "converted_on"]),
+        street_id=org.street_id,
+    )
+    rect.delete()
+    org.weak = org.rectifications.filter(converted_on__isnull=True).exists()
+    org.save(update_fields=["weak", "updated_at"])
+    communities_changed(_org_communities(org.pk))
 
 
 def star_total(*, score: Decimal, satisfaction_score: Decimal) -> Decimal:
@@ -480,8 +549,57 @@ def star_rating_record(
         changes={"year": year, **{k: plain(v) for k, v in values.items()}},
         street_id=org.street_id,
     )
+    communities_changed(_org_communities(org.pk))
     ensure_editable(reach, rating)
     return rating, created
+
+
+@transaction.atomic
+def star_rating_delete(*, reach: Reach | None = None, rating: StarRating) -> None:
+    """Remove a rating recorded in error (a wrong score is corrected by recording it again)."""
+    ensure_editable(reach, rating)
+    locked = StarRating.objects.select_for_update().select_related("org").get(pk=rating.pk)
+    audit(
+        AuditEvent.Action.DELETE,
+        locked,
+        f"删除“{locked.org.name}”{locked.year}年度星级评定",
+        changes=snapshot(locked, ["org", "year", "stars", "score", "satisfaction_score", "total_score"]),
+        street_id=locked.org.street_id,
+    )
+    locked.delete()
+    communities_changed(_org_communities(locked.org_id))
+
+
+SEAT_FIELDS = {"org", "person_name", "unit_name", "is_resident_unit_head", "liaison_units"}
+
+
+def committee_seat_check(*, org: PartyOrganisation, liaison_communities: Iterable[Community] = ()) -> None:
+    """Raise an OrgError unless a seat of `org` may liaise with these communities: the
+    organisation is an enlarged committee (大工委/大党委) and the communities lie in its street.
+
+    Pure: reads nothing beyond its arguments; the admin's forms call it, the services before writing."""
+    if not org.is_enlarged:
+        raise OrgError(
+            f"“{org.name}”不是大工委/大党委，不能设兼职委员",
+            code="seat_org_not_enlarged",
+            detail={"field": "org"},
+        )
+    outside = [c.name for c in liaison_communities if c.street_id != org.street_id]
+    if outside:
+        raise TreeMismatch(
+            f"分片联系社区 {'、'.join(outside)} 不在本街道内",
+            code="seat_liaison_outside_street",
+            detail={"field": "liaison_communities"},
+        )
+
+
+def _seat_snapshot(seat: CommitteeSeat, communities: Iterable[int]) -> dict[str, Any]:
+    return {**snapshot(seat, sorted(SEAT_FIELDS)), "liaison_communities": sorted(communities)}
+
+
+def _seat_communities(org_id: int, communities: Iterable[int]) -> set[int]:
+    """A seat is data of its committee's communities and of those it liaises with (分片联系)."""
+    return _org_communities(org_id) | set(communities)
 
 
 @transaction.atomic
@@ -496,14 +614,8 @@ def committee_seat_create(
     liaison_units: str = "",
 ) -> CommitteeSeat:
     """Add a member to an enlarged committee (大工委/大党委) with the places they liaise with."""
-    if not org.is_enlarged:
-        raise OrgError(f"“{org.name}”不是大工委/大党委，不能设兼职委员", code="seat_org_not_enlarged")
     communities = list(liaison_communities)
-    outside = [c.name for c in communities if c.street_id != org.street_id]
-    if outside:
-        raise TreeMismatch(
-            f"分片联系社区 {'、'.join(outside)} 不在本街道内", code="seat_liaison_outside_street"
-        )
+    committee_seat_check(org=org, liaison_communities=communities)
     seat = CommitteeSeat.objects.create(
         org=org,
         person_name=person_name,
@@ -512,21 +624,62 @@ def committee_seat_create(
         liaison_units=liaison_units,
     )
     seat.liaison_communities.set(communities)
+    community_ids = [c.pk for c in communities]
     audit(
         AuditEvent.Action.CREATE,
         seat,
         f"“{org.name}”新增委员“{person_name}”",
-        changes={
-            "org": org.pk,
-            "person_name": person_name,
-            "unit_name": unit_name,
-            "is_resident_unit_head": is_resident_unit_head,
-            "liaison_communities": sorted(c.pk for c in communities),
-        },
+        changes=_seat_snapshot(seat, community_ids),
         street_id=org.street_id,
     )
+    communities_changed(_seat_communities(org.pk, community_ids))
     ensure_editable(reach, seat)
     return seat
+
+
+@transaction.atomic
+def committee_seat_update(
+    *,
+    reach: Reach | None = None,
+    seat: CommitteeSeat,
+    liaison_communities: Iterable[Community] | None = None,
+    **changes: Any,
+) -> CommitteeSeat:
+    """Change a seat (any of SEAT_FIELDS; `liaison_communities` replaces the set when given).
+
+    The seat rules are checked on the seat as the write leaves it: moved to another committee,
+    its liaison communities must lie in that committee's street."""
+    unknown = set(changes) - SEAT_FIELDS
+    if unknown:
+        raise OrgError(f"不能修改字段：{'、'.join(sorted(unknown))}", code="seat_field_unknown")
+    locked = CommitteeSeat.objects.select_for_update().get(pk=seat.pk)
+    ensure_editable(reach, locked)
+    old_communities = sorted(locked.liaison_communities.values_list("pk", flat=True))
+    before = _seat_snapshot(locked, old_communities)
+    old_org_id = locked.org_id
+    for field, value in changes.items():
+        setattr(locked, field, value)
+    communities = (
+        list(liaison_communities) if liaison_communities is not None else list(locked.liaison_communities.all())
+    )
+    org = PartyOrganisation.objects.select_for_update().get(pk=locked.org_id)
+    committee_seat_check(org=org, liaison_communities=communities)
+    locked.save()
+    if liaison_communities is not None:
+        locked.liaison_communities.set(communities)
+    new_communities = [c.pk for c in communities]
+    audit(
+        AuditEvent.Action.UPDATE,
+        locked,
+        f"修改“{org.name}”委员“{locked.person_name}”",
+        changes=changed_fields(before, _seat_snapshot(locked, new_communities)),
+        street_id=org.street_id,
+    )
+    communities_changed(
+        _seat_communities(old_org_id, old_communities) | _seat_communities(org.pk, new_communities)
+    )
+    ensure_editable(reach, locked)
+    return locked
 
 
 @transaction.atomic
@@ -539,13 +692,8 @@ def committee_seat_delete(*, reach: Reach | None = None, seat: CommitteeSeat) ->
         AuditEvent.Action.DELETE,
         locked,
         f"“{locked.org.name}”删除委员“{locked.person_name}”",
-        changes={
-            "org": locked.org_id,
-            "person_name": locked.person_name,
-            "unit_name": locked.unit_name,
-            "is_resident_unit_head": locked.is_resident_unit_head,
-            "liaison_communities": communities,
-        },
+        changes=_seat_snapshot(locked, communities),
         street_id=locked.org.street_id,
     )
+    communities_changed(_seat_communities(locked.org_id, communities))
     locked.delete()

@@ -62,6 +62,10 @@ from orgs.access import communities_wholly_in_reach
 
 UnitType = IndicatorSnapshot.UnitType
 
+# The thresholds the formulas name, as configured (the schema states the numbers in force).
+_VISIT_DAYS = int(settings.WANGGE_RULES["visit_interval_days"])
+_GROUP_MIN = int(settings.WANGGE_RULES["building_group_min_members"])
+
 # key → (Chinese name, formula): the docstring above in the words the API schema shows.
 FORMULAS: dict[str, tuple[str, str]] = {
     "enterprise_org_coverage": (
@@ -79,7 +83,7 @@ FORMULAS: dict[str, tuple[str, str]] = {
     ),
     "building_group_coverage": (
         "楼栋党小组覆盖率",
-        "居住党员达到规定人数（默认3名，不论正式、预备）且已建楼栋党小组的楼栋数 ÷ 居住党员达到规定人数的楼栋数",
+        f"居住党员达到{_GROUP_MIN}名（不论正式、预备）且已建楼栋党小组的楼栋数 ÷ 居住党员达到{_GROUP_MIN}名的楼栋数",
     ),
     "member_management_rate": (
         "党员纳入组织管理率",
@@ -88,7 +92,7 @@ FORMULAS: dict[str, tuple[str, str]] = {
     ),
     "household_visit_coverage": (
         "入户走访覆盖率",
-        "近60天（含当天，按整天计）有走访记录的住宅楼栋户数之和 ÷ 住宅楼栋户数之和（楼栋按当前所在网格计）",
+        f"近{_VISIT_DAYS}天（含当天，按整天计）有走访记录的住宅楼栋户数之和 ÷ 住宅楼栋户数之和（楼栋按当前所在网格计）",
     ),
     "cadre_attendance": (
         "驻点干部在岗率",
@@ -96,7 +100,7 @@ FORMULAS: dict[str, tuple[str, str]] = {
         "（每人每月应驻点天数 × 当日日数 ÷ 本月天数）；驻点干部驻社区，网格为空；大于1表示进度超前",
     ),
 }
-VISITS_IN_WINDOW_HELP = "近60天（含当天）在本单元内发生的走访次数（按走访当天所在的网格、社区计）"
+VISITS_IN_WINDOW_HELP = f"近{_VISIT_DAYS}天（含当天）在本单元内发生的走访次数（按走访当天所在的网格、社区计）"
 OPEN_GAPS_HELP = "当日结束时（今天为此刻）未消除的覆盖缺口数，及其已存在天数的中位数；分类型列出"
 RATE_NULL_HELP = "比值（保留4位小数）；分母为0（本单元没有可统计的对象，如空社区）时为 null"
 

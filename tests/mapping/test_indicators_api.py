@@ -157,3 +157,10 @@ def test_the_schema_states_every_formula():
     assert "中位数" in str(figures["open_gaps"])
     parameters = {p["name"] for p in schema["paths"]["/api/indicators/"]["get"]["parameters"]}
     assert {"unit", "from", "to"} <= parameters
+
+
+def test_a_history_at_the_start_of_the_calendar_is_not_an_overflow(iscene):
+    client = client_as("street", Role.STREET_ADMIN, street=iscene.street)
+    response = client.get(URL, {"unit": iscene.a.code, "to": "0001-01-05"})
+    assert response.status_code == 200, response.content
+    assert response.json()["history_from"] == "0001-01-01"

@@ -36,8 +36,8 @@ from data.demo_events import DemoEvents, DemoEventsSummary
 from data.demo_orgs import DemoOrgs, DemoOrgsError, DemoOrgsSummary
 from data.demo_space import ADCODE, DemoGeometryError, DemoSpace
 from grid import services as grid_services
-from grid import sql as grid_sql
 from grid.audit import audit_record
+from grid.changes import communities_changed
 
 Progress = Callable[[str], None]
 
@@ -178,7 +178,7 @@ def _write(space: DemoSpace, orgs: DemoOrgs, events: DemoEvents,
         grid_services.buildings_reassign(community_ids=sorted(touched))
         clock("楼栋归属网格")
     if touched:
-        grid_sql.bump_data_versions(sorted(touched))
+        communities_changed(sorted(touched))
     # The organisation and event stages join what was just written; see demo_sql.analyze.
     demo_sql.analyze(demo_sql.SPACE_TABLES)
 
@@ -205,7 +205,7 @@ def _write(space: DemoSpace, orgs: DemoOrgs, events: DemoEvents,
     created["visits"], visit_comms = demo_sql.insert_visits(reporter_id=reporter, time_zone=tz)
     created["station_contacts"], contact_comms = demo_sql.insert_contacts(reporter_id=reporter, time_zone=tz)
     # Coverage layers key their caches on the data version, as after a synced batch.
-    grid_sql.bump_data_versions(sorted(set(event_comms) | set(visit_comms) | set(contact_comms)))
+    communities_changed(sorted(set(event_comms) | set(visit_comms) | set(contact_comms)))
     clock(f"写入走访 {created['visits']} 条、驻点联系 {created['station_contacts']} 条"
           "（按当日网格归属，计算与对象距离和是否在驻点社区内）")
 

@@ -42,9 +42,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from grid import coords
-from grid import sql as grid_sql
 from grid.access import Reach, buildings_in_reach
 from grid.audit import audit_record
+from grid.changes import communities_changed
 from grid.models import AuditEvent, Building, Community
 from orgs import sql
 from orgs.access import enterprises_in_reach
@@ -415,8 +415,8 @@ def _sync(
             touched = {p.community_id for p in pendings if stored[p.item.index].status == CREATED}
             if after_store is not None:
                 after_store([r.id for r in stored.values() if r.status == CREATED])
-            # Coverage layers key their caches on the community's data version.
-            grid_sql.bump_data_versions(sorted(c for c in touched if c is not None))
+            # Map caches key on the data version; the gap recompute hears of it after the commit.
+            communities_changed(sorted(c for c in touched if c is not None))
         # A plain retry (everything a duplicate) changes nothing and leaves no row: a tablet on a
         # bad line may resend a batch many times. Anything stored or refused is recorded.
         if result.count(CREATED) or result.count(REJECTED):

@@ -11,6 +11,9 @@ import math
 from typing import Any
 
 from django.contrib.gis.geos import Point
+from django.db.models import BooleanField, ExpressionWrapper, F, Q, Value
+from django.db.models.functions import Coalesce, Concat, NullIf
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers
@@ -26,10 +29,10 @@ from edge.api import (
     UNAUTHENTICATED_RESPONSE,
     FeaturePagination,
     ReachAPIView,
-    feature_page,
     invalid,
     parse_query,
 )
+from edge.geojson import FeatureLayout, choice_label, feature_collection_page, point_coordinates
 from grid import coords, selectors
 from grid.models import Building, Community, GridBoundary, ServiceCentre, Street
 
@@ -201,6 +204,86 @@ class ServiceCentreFeatureSerializer(GeoFeatureModelSerializer):
 
 
 # --------------------------------------------------------------------------------------------
+# The same features written by PostgreSQL, for the list operations (edge.geojson): each layout
+# names, in the serializer's order, the column or expression behind each of its fields.
+# --------------------------------------------------------------------------------------------
+
+STREET_FEATURE = FeatureLayout(
+    serializer=StreetFeatureSerializer,
+    id="code",
+    properties={"code": "code", "name": "name", "district_adcode": "district_adcode"},
+)
+
+COMMUNITY_FEATURE = FeatureLayout(
+    serializer=CommunityFeatureSerializer,
+    id="code",
+    properties={
+        "code": "code",
+        "name": "name",
+        "street_code": "street__code",
+        "street_name": "street__name",
+        "residents": "residents",
+        "data_version": "data_version",
+    },
+)
+
+GRID_CELL_FEATURE = FeatureLayout(
+    serializer=GridCellFeatureSerializer,
+    id="cell__code",
+    properties={
+        "code": "cell__code",
+        "name": "cell__name",
+        "community_code": "cell__community__code",
+        # GridCell.responsible_body_or_territorial, in SQL.
+        "responsible_body": Coalesce(
+            NullIf("cell__responsible_body", Value("")),
+            Concat("cell__community__name", Value("（属地兜底）")),
+        ),
+        "responsible_body_is_fallback": ExpressionWrapper(
+            Q(cell__responsible_body=""), output_field=BooleanField()
+        ),
+        "version_id": "id",
+        "valid_from": F("valid__startswith"),
+        "valid_to": F("valid__endswith"),
+        "building_count": "building_count",
+        "household_count": "household_count",
+    },
+)
+
+BUILDING_FEATURE = FeatureLayout(
+    serializer=BuildingFeatureSerializer,
+    id="code",
+    properties={
+        "code": "code",
+        "name": "name",
+        "address": "address",
+        "kind": "kind",
+        "kind_display": choice_label("kind", Building.Kind.choices),
+        "point": point_coordinates("point"),
+        "grid_code": "grid_cell__code",
+        "community_code": "community__code",
+        "households": "households",
+        "floors": "floors",
+    },
+)
+
+SERVICE_CENTRE_FEATURE = FeatureLayout(
+    serializer=ServiceCentreFeatureSerializer,
+    id="code",
+    properties={
+        "code": "code",
+        "name": "name",
+        "level": "level",
+        "level_display": choice_label("level", ServiceCentre.Level.choices),
+        "street_code": "street__code",
+        "community_code": "community__code",
+        "address": "address",
+        "service_radius_m": "service_radius_m",
+    },
+)
+
+
+# --------------------------------------------------------------------------------------------
 # Operations
 # --------------------------------------------------------------------------------------------
 
@@ -228,12 +311,9 @@ class StreetListApi(ReachAPIView):
         parameters=[BBOX_PARAMETER, *PAGE_PARAMETERS],
         responses={200: StreetFeatureSerializer(many=True), **READ_ERRORS},
     )
-    def get(self, request: Request) -> Response:
-        return feature_page(
-            request=request,
-            view=self,
-            queryset=selectors.street_list(reach=self.reach),
-            serializer_class=StreetFeatureSerializer,
+    def get(self, request: Request) -> HttpResponse:
+        return feature_collection_page(
+            request=request, view=self, queryset=selectors.street_list(reach=self.reach), layout=STREET_FEATURE
         )
 
 
@@ -266,10 +346,10 @@ class CommunityListApi(ReachAPIView):
         parameters=[FilterSerializer, BBOX_PARAMETER, *PAGE_PARAMETERS],
         responses={200: CommunityFeatureSerializer(many=True), **READ_ERRORS},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponse:
         filters = parse_query(self.FilterSerializer, request)
         qs = selectors.community_list(reach=self.reach, street_code=filters.get("street"))
-        return feature_page(request=request, view=self, queryset=qs, serializer_class=CommunityFeatureSerializer)
+        return feature_collection_page(request=request, view=self, queryset=qs, layout=COMMUNITY_FEATURE)
 
 
 class CommunityDetailApi(CodeDetailApi):
@@ -309,12 +389,12 @@ class GridCellListApi(ReachAPIView):
         parameters=[FilterSerializer, BBOX_PARAMETER, *PAGE_PARAMETERS],
         responses={200: GridCellFeatureSerializer(many=True), **READ_ERRORS},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponse:
         filters = parse_query(self.FilterSerializer, request)
         qs = selectors.grid_cell_features(
             reach=self.reach, on_date=filters.get("as_of"), community_code=filters.get("community")
         )
-        return feature_page(request=request, view=self, queryset=qs, serializer_class=GridCellFeatureSerializer)
+        return feature_collection_page(request=request, view=self, queryset=qs, layout=GRID_CELL_FEATURE)
 
 
 class GridCellDetailApi(CodeDetailApi):
@@ -427,12 +507,12 @@ class BuildingListApi(ReachAPIView):
         parameters=[FilterSerializer, BBOX_PARAMETER, *PAGE_PARAMETERS],
         responses={200: BuildingFeatureSerializer(many=True), **READ_ERRORS},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponse:
         filters = parse_query(self.FilterSerializer, request)
         qs = selectors.building_list(
             reach=self.reach, community_code=filters.get("community"), grid_code=filters.get("grid")
         )
-        return feature_page(request=request, view=self, queryset=qs, serializer_class=BuildingFeatureSerializer)
+        return feature_collection_page(request=request, view=self, queryset=qs, layout=BUILDING_FEATURE)
 
 
 class BuildingDetailApi(CodeDetailApi):
@@ -469,9 +549,9 @@ class ServiceCentreListApi(ReachAPIView):
         parameters=[FilterSerializer, BBOX_PARAMETER, *PAGE_PARAMETERS],
         responses={200: ServiceCentreFeatureSerializer(many=True), **READ_ERRORS},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponse:
         filters = parse_query(self.FilterSerializer, request)
         qs = selectors.service_centre_list(
             reach=self.reach, street_code=filters.get("street"), community_code=filters.get("community")
         )
-        return feature_page(request=request, view=self, queryset=qs, serializer_class=ServiceCentreFeatureSerializer)
+        return feature_collection_page(request=request, view=self, queryset=qs, layout=SERVICE_CENTRE_FEATURE)

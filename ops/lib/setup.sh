@@ -13,7 +13,9 @@ export DATABASE_URL="${DATABASE_URL:-postgis://$DB_USER:$DB_PASSWORD@127.0.0.1:5
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
 APT_PACKAGES=(postgresql-15-postgis-3 libgdal32 libgeos-c1v5 libproj25 redis-server chromium fonts-noto-cjk)
 # Front-end assets come from the npm registry at set-up; ops/static_vendor is git-ignored.
-NPM_PACKAGES=(leaflet@1.9.4 @geoman-io/leaflet-geoman-free@2.17.0)
+# MapLibre GL JS 6 is ES modules only: the page imports maplibre-gl.mjs, which starts its worker
+# as a module worker from the file beside it (same origin: no blob: worker, no CSP change).
+NPM_PACKAGES=(leaflet@1.9.4 @geoman-io/leaflet-geoman-free@2.17.0 maplibre-gl@6.17.0)
 
 say() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
 die() { printf '\033[1;31m!!\033[0m %s\n' "$*" >&2; exit 1; }
@@ -59,6 +61,11 @@ ensure_static_vendor() {
   rm -rf "$dest" && mkdir -p "$dest"
   cp -r "$work/node_modules/leaflet/dist" "$dest/leaflet"
   cp -r "$work/node_modules/@geoman-io/leaflet-geoman-free/dist" "$dest/leaflet-geoman"
+  # Only what the page loads (the bundle, its worker, the stylesheet), not the dev builds and
+  # source maps (20 MB that collectstatic would copy for nothing).
+  mkdir -p "$dest/maplibre"
+  cp "$work"/node_modules/maplibre-gl/dist/maplibre-gl{.mjs,-worker.mjs,.css} \
+     "$work/node_modules/maplibre-gl/LICENSE.txt" "$dest/maplibre/"
   rm -rf "$work"
   touch "$stamp"
 }

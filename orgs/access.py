@@ -271,6 +271,11 @@ def _editable_workers(reach: Reach, qs: QuerySet[GridWorker]) -> QuerySet[GridWo
     return qs.filter(community__in=communities_wholly_in_reach(reach))
 
 
+def _editable_cadres(reach: Reach, qs: QuerySet[Cadre]) -> QuerySet[Cadre]:
+    # Street officials are the street's staff: edited by those who hold the whole street.
+    return qs if reach.everything else qs.filter(street_id__in=reach.street_ids)
+
+
 def _editable_org_records(reach: Reach, qs: QuerySet[M]) -> QuerySet[M]:
     return qs.filter(org__in=party_orgs_in_reach(reach, strict=True).values("pk"))
 
@@ -282,6 +287,7 @@ EDIT_SCOPES: dict[type[Model], Any] = {
     Enterprise: enterprises_in_reach,
     GridWorker: _editable_workers,
     StationedCadre: stationed_cadres_in_reach,
+    Cadre: _editable_cadres,
     CommitteeSeat: _editable_org_records,
     Rectification: _editable_org_records,
     StarRating: _editable_org_records,
@@ -292,6 +298,7 @@ _EDIT_NOUNS = {
     Enterprise: "该两新组织（按其位置）",
     GridWorker: "该网格员",
     StationedCadre: "该驻点干部",
+    Cadre: "该街道干部",
     CommitteeSeat: "该委员席位",
     Rectification: "该整顿记录",
     StarRating: "该星级评定",

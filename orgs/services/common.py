@@ -9,7 +9,6 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from edge.errors import OutsideEditReach
 from grid.access import Reach
 from grid.audit import audit_record
 from grid.models import Building, Community
@@ -143,12 +142,4 @@ def ensure_editable(reach: Reach | None, obj: Any) -> None:
     the write left it. `reach=None` is a trusted caller (the demo generator, an operator's import)."""
     if reach is None:
         return
-    if type(obj) in access.EDIT_SCOPES:
-        access.ensure_editable(reach, obj)
-        return
-    # Street officials (Cadre) have no edit scope in orgs.access yet: editable where the edit part
-    # of the reach sees them, the rule the admin has always applied to them. Belongs in
-    # access.EDIT_SCOPES; this stays only until it is there.
-    edit = access.capability_reach(reach, "edit_orgs")
-    if not access.scope(edit, type(obj)._default_manager.filter(pk=obj.pk)).exists():
-        raise OutsideEditReach(f"该{obj._meta.verbose_name}不在您可维护的范围内")
+    access.ensure_editable(reach, obj)

@@ -5,7 +5,9 @@ Tasks run twice change nothing the second time."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -14,13 +16,17 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.test import override_settings
+from django.utils import timezone
 
 from grid.changes import communities_changed
+from grid.models import Role
 from mapping import tasks
 from mapping.models import Gap
+from mapping.services import gaps_recompute
 from ops.celery import app
 from orgs import services as org_services
 from tests.mapping.conftest import Scene
+from tests.people import api_client, user_with
 
 K = Gap.Kind
 
@@ -123,3 +129,36 @@ def test_changes_committed_in_a_burst_reach_the_real_worker_as_one_recompute(
         assert gap.resolved_at is not None
     assert published["mapping.tasks.recompute_gaps"] == 2  # one per burst
     assert not Gap.objects.filter(community=s.b).exists()
+
+
+@pytest.mark.celery
+@pytest.mark.django_db(transaction=True)
+def test_a_visit_synced_by_a_tablet_resolves_its_building_gap_through_the_real_worker(
+    scene: Scene, clean_queue, monkeypatch
+):
+    """The issue's end-to-end path: POST /api/sync/visits/ → orgs.sync calls communities_changed →
+    after commit the listener queues → the worker recomputes A → h1's building_unvisited gap is
+    resolved (its last visit, 10 days before AT, is months old by the real clock)."""
+    s = scene
+    monkeypatch.setattr(tasks, "DEBOUNCE_SECONDS", 0)
+    user = user_with(Role.GRID_WORKER, grid_cell=s.a1)
+    org_services.grid_worker_update(worker=s.worker_a1, user=user)
+    gaps_recompute(community_ids=[s.a.id])
+    gap = Gap.objects.get(kind=K.BUILDING_UNVISITED, subject_id=s.h1.id, resolved_at__isnull=True)
+    cache.delete_many([tasks._queued_key(s.a.id)])
+    item = {
+        "id": str(uuid.uuid4()),
+        "occurred_at": (timezone.localtime() - timedelta(minutes=5)).isoformat(),
+        "kind": "household",
+        "building": s.h1.code,
+        "household": "301室",
+    }
+    with start_worker(app, perform_ping_check=False, pool="solo", loglevel="WARNING", shutdown_timeout=10):
+        response = api_client(user).post("/api/sync/visits/", {"items": [item]}, format="json")
+        assert response.status_code == 200 and response.json()["created"] == 1, response.content
+        deadline = time.monotonic() + 30
+        while gap.resolved_at is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            gap.refresh_from_db()
+    assert gap.resolved_at is not None
+    assert not Gap.objects.filter(kind=K.BUILDING_UNVISITED, subject_id=s.h1.id, resolved_at__isnull=True).exists()

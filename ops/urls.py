@@ -37,6 +37,7 @@ urlpatterns = [
     path("api/auth/token/revoke/", TokenRevokeApi.as_view(), name="auth-token-revoke"),
     path("api/", include("grid.urls")),
     path("api/", include("orgs.urls")),
+    path("tiles/", include("mapping.tile_views")),
     path("api/", include("mapping.urls")),
 ]
 

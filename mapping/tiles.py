@@ -1,0 +1,322 @@
+"""Vector tiles of the street office's map: the layers, and the one read that answers a tile.
+
+A tile is `/tiles/{layer}/{z}/{x}/{y}.mvt`, built in PostGIS (mapping.tiles_sql) for the caller's
+reach and cached in Redis. The rules:
+
+- Scoped in the statement: the reach goes into the SQL as id arrays, read as grid.access and
+  orgs.access read it, so a grid worker's tile of a neighbouring grid is empty, not filtered
+  after the fact. Tile servers (martin, tipg, pg_tileserv) leave this to a proxy; here no row
+  outside the reach ever reaches ST_AsMVT.
+- Cached by what it depends on, never by time: the key holds the layer, z/x/y, the parsed query
+  (only the parameters the layer reads: a cache-busting `?t=` adds nothing), the reach's
+  signature (two users with different reach never share a tile; two with the same reach do), the
+  data versions of the communities the tile meets (tiles_sql.VERSIONS: one indexed statement per
+  request, not cached, or a write could be missed for as long as it was), what no version covers
+  (gaps, street-level centres, streets) and, for layers that depend on the date (visit windows,
+  the age of gaps), the local day. A write bumps the versions of its communities in its own
+  transaction (grid.changes), so the next request after the commit misses exactly the tiles that
+  show those communities; every other tile is answered from Redis without running its statement
+  (martin's cache has no invalidation at all: its issues #288 and #1707).
+- Redis down: tiles are rendered uncached and the error logged; the map keeps working.
+- ETag is a hash of the bytes, so a re-rendered tile that did not change keeps its ETag and the
+  browser's revalidation (Cache-Control: private, no-cache) answers 304.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+from redis.exceptions import RedisError
+
+from edge.errors import DomainError
+from grid.access import Reach
+from mapping import tiles_sql
+
+logger = logging.getLogger(__name__)
+
+MAX_ZOOM = 20
+# Bump when a layer's properties or geometry change: every tile cached before is then never read.
+TILE_FORMAT = 1
+# Keys of old versions are never read again; the TTL only returns their memory.
+CACHE_SECONDS = 24 * 3600
+# The page draws 512-pixel tiles (MapLibre's vector default): 8 MVT units to a pixel.
+TILE_PIXELS = 512
+# Polygons under this many pixels both ways are dropped; simplification tolerance in pixels.
+MIN_FEATURE_PIXELS = 1
+SIMPLIFY_PIXELS = 0.5
+# Below a layer's points_from_zoom, its points are counted per square of CLUSTER_PIXELS pixels
+# (tiles_sql.VISITS_CLUSTERED, GAPS_CLUSTERED): a heat map or a count badge needs no more.
+CLUSTER_PIXELS = 8
+# The affine stand-in for ST_Transform (tiles_sql._mercator) is used while its error stays under
+# this many MVT units.
+AFFINE_MAX_ERROR_UNITS = 0.5
+# Web Mercator's world width in metres.
+WORLD_M = 2 * math.pi * 6378137.0
+CONTENT_TYPE = "application/vnd.mapbox-vector-tile"
+
+
+class TileLayerUnknown(DomainError):
+    code = "tile_layer_unknown"
+    status = 404
+
+
+class TileOutOfRange(DomainError):
+    code = "tile_out_of_range"
+    status = 400
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    title: str
+    statement: str
+    # Besides the communities' data versions, what the tile depends on: "gaps", "centres", "streets".
+    depends: frozenset[str] = frozenset()
+    # Whether the local date changes the tile (visit windows, ages in days).
+    dated: bool = False
+    # Below min_zoom the tile is empty without a query: footprints there are a pixel or less, and
+    # what the map says about them at that scale is in the grid cells and the gaps.
+    min_zoom: int = 0
+    # Below points_from_zoom, `clustered` (points counted per square) answers instead.
+    clustered: str | None = None
+    points_from_zoom: int = 0
+    # Whether the layer reads ?since=&until= (a visit period).
+    takes_period: bool = False
+
+    def statement_at(self, z: int) -> str:
+        if self.clustered is not None and z < self.points_from_zoom:
+            return self.clustered
+        return self.statement
+
+
+LAYERS: dict[str, Layer] = {
+    layer.name: layer
+    for layer in (
+        Layer("grid_cells", "网格", tiles_sql.GRID_CELLS),
+        Layer("buildings", "楼栋", tiles_sql.BUILDINGS, dated=True, min_zoom=14),
+        Layer(
+            "gaps",
+            "覆盖缺口",
+            tiles_sql.GAPS,
+            depends=frozenset({"gaps"}),
+            dated=True,
+            clustered=tiles_sql.GAPS_CLUSTERED,
+            points_from_zoom=14,
+        ),
+        Layer(
+            "visits",
+            "走访",
+            tiles_sql.VISITS,
+            dated=True,
+            clustered=tiles_sql.VISITS_CLUSTERED,
+            points_from_zoom=15,
+            takes_period=True,
+        ),
+        Layer("service_centres", "党群服务中心", tiles_sql.SERVICE_CENTRES, depends=frozenset({"centres"})),
+        Layer("communities", "社区", tiles_sql.COMMUNITIES),
+        Layer("streets", "街道", tiles_sql.STREETS, depends=frozenset({"streets"})),
+    )
+}
+
+
+@dataclass(frozen=True)
+class TileAddress:
+    layer: Layer
+    z: int
+    x: int
+    y: int
+
+    def __str__(self) -> str:
+        return f"{self.layer.name}/{self.z}/{self.x}/{self.y}"
+
+
+def tile_address(*, layer: str, z: str | int, x: str | int, y: str | int) -> TileAddress:
+    """The tile a URL names, or the error the client gets: an unknown layer is 404
+    `tile_layer_unknown`; z outside 0..MAX_ZOOM, or x/y outside 0..2^z-1, or anything not an
+    integer, is 400 `tile_out_of_range`."""
+    found = LAYERS.get(layer)
+    if found is None:
+        raise TileLayerUnknown(f"没有名为“{layer}”的图层", detail={"layers": sorted(LAYERS)})
+    try:
+        zi, xi, yi = (int(str(v), 10) for v in (z, x, y))
+    except ValueError:
+        zi = xi = yi = -1
+    if not 0 <= zi <= MAX_ZOOM or not (0 <= xi < 2**zi and 0 <= yi < 2**zi):
+        raise TileOutOfRange(
+            f"瓦片地址无效：z 应为 0–{MAX_ZOOM}，x、y 应为 0 至 2^z−1 的整数",
+            detail={"z": str(z)[:12], "x": str(x)[:12], "y": str(y)[:12]},
+        )
+    return TileAddress(found, zi, xi, yi)
+
+
+@dataclass(frozen=True)
+class Tile:
+    body: bytes
+    etag: str
+    cached: bool
+
+
+def reach_signature(reach: Reach) -> str:
+    """Equal for two reaches exactly when they hold the same units and roles (not the user)."""
+    parts = {
+        "everything": reach.everything,
+        "streets": sorted(reach.street_ids),
+        "communities": sorted(reach.community_ids),
+        "cells": sorted(reach.grid_cell_ids),
+        "roles": sorted(reach.roles),
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _tile_lat(y: int, z: int) -> float:
+    """Latitude in degrees of the north edge of tile row `y` at zoom `z`."""
+    return math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * y / 2**z))))
+
+
+def _local_midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
+
+
+def tile_parameters(
+    *, reach: Reach, address: TileAddress, today: date, since: date | None = None, until: date | None = None
+) -> dict[str, Any]:
+    """The statement's parameters: the tile, its zoom's tolerances, the reach, the rules and the day.
+
+    Visits default to the visit interval ending today, the window the gap recompute counts; a
+    window runs from the local midnight of `since` to the local midnight after `until`.
+    """
+    rules = settings.WANGGE_RULES
+    z = address.z
+    tile_deg = 360.0 / 2**z
+    pixel_m = WORLD_M / 2**z / TILE_PIXELS
+    # Mercator inside the tile as an affine map (tiles_sql._mercator): x = kx·lon exactly, y by the
+    # secant through the tile's north and south edges, exact on both edges, so a polygon crossing
+    # from one tile into the next meets itself; in between it errs by at most ⅛·R·sec·tan·span²
+    # (span: the tile's height in radians, with its buffer), and where that could reach
+    # AFFINE_MAX_ERROR_UNITS the exact transform is used instead.
+    radius = WORLD_M / (2 * math.pi)
+    tile_m = WORLD_M / 2**z
+    north, south = (_tile_lat(address.y + d, z) for d in (0, 1))
+    y_north = WORLD_M / 2 - address.y * tile_m
+    ky = tile_m / (north - south)
+    lat0 = math.radians((north + south) / 2)
+    span = math.radians(north - south) * (1 + 2 * tiles_sql.BUFFER / tiles_sql.EXTENT)
+    error_units = radius * abs(math.tan(lat0)) / math.cos(lat0) * span**2 / 8 / (tile_m / tiles_sql.EXTENT)
+    interval = int(rules["visit_interval_days"])
+    start = since or today - timedelta(days=interval)
+    end = until or today
+    return {
+        "z": z,
+        "x": address.x,
+        "y": address.y,
+        "tolerance": SIMPLIFY_PIXELS * pixel_m,
+        "min_size": MIN_FEATURE_PIXELS * tile_deg / TILE_PIXELS,
+        "cluster": CLUSTER_PIXELS * pixel_m,
+        "exact": error_units > AFFINE_MAX_ERROR_UNITS,
+        "kx": radius * math.radians(1),
+        "ky": ky,
+        "y0": y_north - ky * north,
+        "everything": reach.everything,
+        "streets": sorted(reach.street_ids),
+        "communities": sorted(reach.community_ids),
+        "cells": sorted(reach.grid_cell_ids),
+        "tz": str(timezone.get_current_timezone()),
+        "today": today,
+        "window_start": _local_midnight(today - timedelta(days=interval)),
+        "group_min": int(rules["building_group_min_members"]),
+        "start": _local_midnight(start),
+        "end": _local_midnight(end + timedelta(days=1)),
+        "since": start,
+        "until": end,
+    }
+
+
+def _cache_key(address: TileAddress, params: dict[str, Any], reach: Reach, versions: tuple[str, ...]) -> str:
+    layer = address.layer
+    query = (
+        {"since": params["since"].isoformat(), "until": params["until"].isoformat()}
+        if layer.takes_period
+        else {}
+    )
+    parts = {
+        "query": query,
+        "reach": reach_signature(reach),
+        "versions": versions,
+        "day": params["today"].isoformat() if layer.dated else "",
+    }
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:40]
+    return f"tiles:{TILE_FORMAT}:{address}:{digest}"
+
+
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+
+
+def _cache_get(key: str) -> Any:
+    try:
+        return cache.get(key)
+    except RedisError:
+        logger.exception("瓦片缓存不可用，直接生成瓦片")
+        return None
+
+
+def _cache_set(key: str, value: Any) -> None:
+    try:
+        cache.set(key, value, timeout=CACHE_SECONDS)
+    except RedisError:
+        logger.exception("瓦片缓存不可用，瓦片未缓存")
+
+
+def tile_for(
+    *,
+    reach: Reach,
+    address: TileAddress,
+    since: date | None = None,
+    until: date | None = None,
+    today: date | None = None,
+) -> Tile:
+    """The tile at `address` as `reach` sees it: from Redis when nothing it shows has changed,
+    else rendered by its statement and cached. Callers check `reach.can_read()` first."""
+    if address.z < address.layer.min_zoom:
+        return Tile(body=b"", etag=_etag(b""), cached=False)
+    params = tile_parameters(
+        reach=reach, address=address, today=today or timezone.localdate(), since=since, until=until
+    )
+    depends = address.layer.depends
+    # Versions first, body second: a write committed between the two is then in the body and
+    # the body is cached under the older versions, a key no later request computes. The other
+    # order could cache the data before the write under the versions after it, for good.
+    versions = tiles_sql.tile_versions(
+        params
+        | {
+            "with_gaps": "gaps" in depends,
+            "with_centres": "centres" in depends,
+            "with_streets": "streets" in depends,
+        }
+    )
+    key = _cache_key(address, params, reach, versions)
+    hit = _cache_get(key)
+    if hit is not None:
+        etag, body = hit
+        return Tile(body=body, etag=etag, cached=True)
+    body = tiles_sql.tile_body(address.layer.statement_at(address.z), params)
+    etag = _etag(body)
+    _cache_set(key, (etag, body))
+    return Tile(body=body, etag=etag, cached=False)
+
+
+def tile_render(*, reach: Reach, address: TileAddress, today: date | None = None) -> bytes:
+    """The tile's bytes straight from its statement, no cache and no version look-up (benchmarks)."""
+    if address.z < address.layer.min_zoom:
+        return b""
+    params = tile_parameters(reach=reach, address=address, today=today or timezone.localdate())
+    return tiles_sql.tile_body(address.layer.statement_at(address.z), params)

@@ -165,3 +165,7 @@ class IndicatorSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_unit_type_display()} {self.unit_code} {self.day}"
+
+
+# Planners' drafts (issue 11) live in their own module; imported here so Django finds the models.
+from mapping.plans_models import Plan, PlanCell, PlanEdit  # noqa: E402, F401

@@ -325,6 +325,15 @@ WANGGE_CHANGE_LISTENERS: list[str] = ["mapping.tasks.queue_gap_recompute"]
 # Grids partition their community (grid.partition): a leak, overlap or gap smaller than this, per
 # piece, is survey noise and not reported; narrower gaps between neighbours count as mismatched edges.
 WANGGE_PARTITION: dict[str, float] = {"tolerance_m2": 100.0, "gap_width_m": 2.0}
+# Planners' drafts (mapping/plans*.py): the households a grid cell should hold (DOMAIN.md: 300–500),
+# the footprint share that counts a building as wholly in one cell, and the Polsby-Popper score
+# below which a cell is reported as oddly shaped.
+WANGGE_PLANNING: dict[str, float] = {
+    "households_min": 300,
+    "households_max": 500,
+    "building_share_min": 0.95,
+    "compactness_min": 0.2,
+}
 
 WANGGE_SYNC: dict[str, int] = {
     "max_items": 500,  # per batch; a tablet sends more in several batches

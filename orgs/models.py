@@ -777,3 +777,7 @@ class StationContact(FieldEvent):
 
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%d} {self.reporter_name} {self.get_kind_display()}"
+
+
+# Residents' cases (民情台账) live in their own module; imported here so Django registers them.
+from orgs.cases_models import Case, CaseCategory, CaseTransition, WorkCalendarDay  # noqa: E402, F401

@@ -1,0 +1,157 @@
+"""Working hours (工作时) on the street office's calendar: pure functions, no database.
+
+The 数字城管 manuals count a step's time limit in working hours: 8:30–12:00 and 14:00–18:00 on
+working days; weekends and public holidays do not count, make-up working days (调休, a Saturday or
+Sunday worked to bridge a holiday) do. Which days are which is data (orgs.cases_models.WorkCalendarDay,
+loaded by orgs.cases_selectors.work_days): the State Council publishes each year's arrangement in
+November, so it cannot be computed.
+
+Rules, stated once:
+- Times are read on the local wall clock of `days.tz` (China has had no daylight saving since 1991,
+  so local arithmetic is exact). Results are aware datetimes in that zone.
+- `add_working_hours(start, h)` is the earliest moment by which `h` working hours have passed since
+  `start`. Zero hours is `start` itself, even outside working time; a positive amount that ends
+  exactly at a period's end is that end (a limit of 3.5 h from 8:30 falls due at 12:00, not at
+  14:00).
+- `working_hours_between(a, b)` counts the working time in [a, b); negative when b < a. It is the
+  inverse: working_hours_between(s, add_working_hours(s, h)) == h for every s and h >= 0
+  (tests/orgs/test_calendar.py proves it with hypothesis), and additions chain:
+  add(add(s, a), b) == add(s, a + b).
+- Amounts are kept in whole seconds, so the round trip is exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+__all__ = [
+    "DEFAULT_PERIODS",
+    "WorkDays",
+    "add_working_hours",
+    "deadline_after",
+    "parse_periods",
+    "working_hours_between",
+    "working_time_between",
+]
+
+Period = tuple[time, time]
+DEFAULT_PERIODS: tuple[Period, ...] = ((time(8, 30), time(12, 0)), (time(14, 0), time(18, 0)))
+# A limit of 15 working days spans ~3 weeks; a year of holidays cannot stretch any sane limit past
+# this many calendar days. Beyond it the calendar has no working time at all: a configuration error.
+_MAX_DAYS = 3 * 366
+
+
+@dataclass(frozen=True)
+class WorkDays:
+    """Which days are worked and the working periods of a working day.
+
+    `overrides` maps a date to True (a make-up working day on a weekend) or False (a holiday on a
+    weekday, or any day of a holiday block); every other day is worked Monday to Friday.
+    """
+
+    overrides: Mapping[date, bool] = field(default_factory=dict)
+    periods: tuple[Period, ...] = DEFAULT_PERIODS
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
+
+    def __post_init__(self) -> None:
+        previous = time.min
+        for begin, end in self.periods:
+            if not (previous <= begin < end):
+                raise ValueError("工作时段必须按时间先后排列且互不重叠")
+            previous = end
+
+    def is_workday(self, day: date) -> bool:
+        worked = self.overrides.get(day)
+        return day.weekday() < 5 if worked is None else worked
+
+    @property
+    def seconds_per_day(self) -> int:
+        return sum(_seconds(end) - _seconds(begin) for begin, end in self.periods)
+
+
+def parse_periods(pairs: object) -> tuple[Period, ...]:
+    """[["08:30", "12:00"], ["14:00", "18:00"]] (the settings' form) as time pairs."""
+    out: list[Period] = []
+    for begin, end in pairs:  # type: ignore[attr-defined]
+        out.append((time.fromisoformat(begin), time.fromisoformat(end)))
+    return tuple(out)
+
+
+def _seconds(t: time) -> int:
+    return t.hour * 3600 + t.minute * 60 + t.second
+
+
+def _as_seconds(hours: float | int | Decimal) -> int:
+    seconds = round(Decimal(str(hours)) * 3600)
+    if seconds < 0:
+        raise ValueError("工作时长不能为负数")
+    return int(seconds)
+
+
+def _local(moment: datetime, days: WorkDays) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("需要带时区的时间")
+    return moment.astimezone(days.tz)
+
+
+def add_working_hours(start: datetime, hours: float | int | Decimal, *, days: WorkDays) -> datetime:
+    """The moment `hours` working hours after `start` (see the module's rules)."""
+    remaining = _as_seconds(hours)
+    local = _local(start, days)
+    if remaining == 0:
+        return local
+    if days.seconds_per_day == 0:
+        raise ValueError("工作日没有工作时段")
+    left = timedelta(seconds=remaining)
+    day = local.date()
+    for _ in range(_MAX_DAYS):
+        if days.is_workday(day):
+            midnight = datetime.combine(day, time.min, tzinfo=days.tz)
+            for begin, end in days.periods:
+                lo = max(local, midnight + timedelta(seconds=_seconds(begin)))
+                hi = midnight + timedelta(seconds=_seconds(end))
+                if lo >= hi:
+                    continue
+                if left <= hi - lo:
+                    return lo + left
+                left -= hi - lo
+        day += timedelta(days=1)
+    raise ValueError(f"{_MAX_DAYS} 天内没有足够的工作时间，请检查工作日历")
+
+
+def working_time_between(a: datetime, b: datetime, *, days: WorkDays) -> timedelta:
+    """The working time in [a, b) (negative when b < a)."""
+    a, b = _local(a, days), _local(b, days)
+    if b < a:
+        return -working_time_between(b, a, days=days)
+    total = timedelta()
+    day = a.date()
+    while day <= b.date():
+        if days.is_workday(day):
+            midnight = datetime.combine(day, time.min, tzinfo=days.tz)
+            for begin, end in days.periods:
+                lo = max(a, midnight + timedelta(seconds=_seconds(begin)))
+                hi = min(b, midnight + timedelta(seconds=_seconds(end)))
+                if hi > lo:
+                    total += hi - lo
+        day += timedelta(days=1)
+    return total
+
+
+def working_hours_between(a: datetime, b: datetime, *, days: WorkDays) -> float:
+    """Working hours in [a, b), as a float (negative when b < a)."""
+    return working_time_between(a, b, days=days).total_seconds() / 3600
+
+
+def deadline_after(
+    start: datetime, hours: float | int | Decimal, *, urgent: bool, days: WorkDays
+) -> datetime:
+    """A step's deadline: `hours` working hours after `start`, or continuous hours for an urgent
+    category (a missing manhole cover is not left open over the weekend)."""
+    if urgent:
+        return _local(start, days) + timedelta(seconds=_as_seconds(hours))
+    return add_working_hours(start, hours, days=days)

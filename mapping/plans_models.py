@@ -56,10 +56,14 @@ class Plan(models.Model):
     created_by_name = models.CharField("创建人名称", max_length=150, blank=True)
     created_at = models.DateTimeField("创建时间", auto_now_add=True)
     updated_at = models.DateTimeField("更新时间", auto_now=True)
-    # What the draft started from: the ids of the community's boundary versions in force then, and
-    # its data version. The ids decide staleness (another plan or an admin redraw replaced one);
-    # the version only says whether anything at all changed since (visits bump it too).
+    # What the draft started from: the community's boundary versions in force then (ids and a
+    # digest of their shapes), and its data version. The digest decides staleness (another plan or
+    # an admin redraw changed a boundary); the version only says whether anything at all changed
+    # since (visits bump it too).
     based_on_boundaries = ArrayField(models.BigIntegerField(), verbose_name="起始边界版本", default=list)
+    # md5 of those versions' ids, start dates and shapes: a shape corrected in place (same id) is a
+    # change too (mapping.plans_sql.boundaries_in_force).
+    based_on_digest = models.CharField("起始边界摘要", max_length=32, blank=True)
     based_on_version = models.PositiveBigIntegerField("起始数据版本", default=0)
     cursor = models.PositiveIntegerField("编辑位置", default=0, help_text="生效的编辑步数（撤销后减少）")
     applied_at = models.DateTimeField("应用时间", null=True, blank=True)

@@ -44,7 +44,6 @@ the nightly task takes today's.
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -59,6 +58,7 @@ from grid.models import Community, Street
 from mapping import indicators_sql
 from mapping.models import IndicatorSnapshot
 from orgs.access import communities_wholly_in_reach
+from orgs.rules import month_elapsed_share
 
 UnitType = IndicatorSnapshot.UnitType
 
@@ -170,7 +170,6 @@ def _parameters(
     as the gaps count them), everything ends at the end of the day, or at `at` if earlier."""
     rules = settings.WANGGE_RULES
     tz = timezone.get_current_timezone()
-    month_days = calendar.monthrange(day.year, day.month)[1]
     day_end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz)
     return {
         "ids": list(community_ids),
@@ -185,7 +184,7 @@ def _parameters(
             day - timedelta(days=int(rules["visit_interval_days"])), time.min, tzinfo=tz
         ),
         "month_start": datetime.combine(day.replace(day=1), time.min, tzinfo=tz),
-        "month_share": day.day / month_days,
+        "month_share": month_elapsed_share(day),
         "group_min": int(rules["building_group_min_members"]),
     }
 

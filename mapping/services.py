@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from mapping import sql
 from mapping.models import Gap
+from orgs.rules import month_elapsed_share
 
 OUTCOMES = ("opened", "still_open", "resolved")
 
@@ -45,7 +46,7 @@ def _parameters(*, community_ids: Sequence[int], at: datetime) -> dict[str, Any]
         "month": f"{today:%Y-%m}",
         "month_start": _local_midnight(month_start, tz),
         "month_end": _local_midnight(month_end, tz),
-        "month_share": today.day / month_days,
+        "month_share": month_elapsed_share(today),
     }
 
 

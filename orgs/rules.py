@@ -13,6 +13,7 @@ committee (兜底管理).
 from __future__ import annotations
 
 import math
+from calendar import monthrange
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
@@ -46,6 +47,20 @@ class RuleViolation:
         data = asdict(self)
         data["detail"] = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in self.detail.items()}
         return data
+
+
+def month_elapsed_share(today: date) -> float:
+    """The share of `today`'s month already over: whole days before today over the month's days.
+
+    A stationed cadre's pace is judged on days that have ended, so nobody is "behind" on the 1st
+    and a snapshot taken in the small hours does not count the day just begun as missed. The gap
+    computation, the indicators and the admin's cadre list all use this one share."""
+    return (today.day - 1) / monthrange(today.year, today.month)[1]
+
+
+def cadre_behind_pace(*, done: int, required: int, today: date) -> bool:
+    """Below `cadre_pace_share` (80 %) of an even pace to the month's requirement by today."""
+    return done < float(settings.WANGGE_RULES["cadre_pace_share"]) * required * month_elapsed_share(today)
 
 
 def _rules() -> dict[str, Any]:

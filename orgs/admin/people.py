@@ -27,6 +27,7 @@ from grid import access as grid_access
 from orgs import access, pii, services
 from orgs.admin.writes import ServiceWritesMixin, as_validation_error
 from orgs.models import Cadre, GridWorker, PartyMember, StationContact, StationedCadre
+from orgs.rules import cadre_behind_pace
 
 
 def _masked_or_dash(value: str) -> str:
@@ -473,13 +474,11 @@ def _this_month() -> tuple[datetime, datetime]:
 
 def _behind_pace_flag(cadre: StationedCadre) -> SafeString | str:
     """A red mark when the month's on-site days or contacts lag well behind an even pace (below
-    80 % of what the requirement asks by today): the street office follows up before the month
+    the configured share of what the requirement asks by today, orgs.rules.cadre_behind_pace): the street office follows up before the month
     ends, not after."""
     today = timezone.localdate()
-    start, end = _this_month()
-    share = today.day / (end - start).days
     behind = any(
-        done < 0.8 * required * share
+        cadre_behind_pace(done=done, required=required, today=today)
         for done, required in (
             (cadre.month_days, cadre.required_days_per_month),  # type: ignore[attr-defined]
             (cadre.month_contacts, cadre.required_contacts_per_month),  # type: ignore[attr-defined]

@@ -188,8 +188,8 @@ def scene(db) -> Scene:
     for _ in range(3):
         PartyMemberFactory(work_enterprise=firm_own_org, organisation=a1_branch)
 
-    # Stationed cadres in A, 8 days a month each; by the 16th of 31 days the pace asks for
-    # 0.8 × 8 × 16/31 = 3.3 days: three on-site days are behind, four are not. An off-site
+    # Stationed cadres in A, 8 days a month each; on the 16th, 15 of 31 days are over and the pace
+    # asks for 0.8 × 8 × 15/31 = 3.1 days: three on-site days are behind, four are not. An off-site
     # check-in and one of last month do not count.
     cadre_behind = StationedCadreFactory(community=a, name="驻点甲", period_start=AT.date().replace(day=1, month=1))
     cadre_on_pace = StationedCadreFactory(community=a, name="驻点乙", period_start=AT.date().replace(day=1, month=1))

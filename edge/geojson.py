@@ -36,8 +36,8 @@ Numbers (decided here; the comparison test holds them):
   here do not use: a DecimalField is a string in DRF (cast to text in the layout) and a
   DateTimeField is local time with its offset (PostgreSQL writes the session's UTC).
 
-Queries: the page's COUNT (for "count", and to refuse page 9 of 3) and one statement that writes
-the page's features, whatever the page size.
+Queries: one statement for the page, its count and its features, whatever the page size (?page=last
+counts first: two).
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ __all__ = [
     "PRECISION",
     "FeatureLayout",
     "choice_label",
+    "count_and_features",
     "feature_collection_page",
     "features_json",
     "point_coordinates",
@@ -193,26 +194,6 @@ def point_coordinates(field_name: str) -> Combinable:
     return PointCoordinates(F(field_name))
 
 
-class _LazyPagination(FeaturePagination):
-    """FeaturePagination whose page stays a queryset.
-
-    DRF's `paginate_queryset` ends with `list(self.page)`, which would fetch model instances; this
-    is the same method up to that line (page size, page number, the 404 in our words), keeping the
-    page's slice of the queryset for the statement below.
-    """
-
-    def page_queryset(self, queryset: QuerySet, request: Request, view: APIView) -> QuerySet:
-        self.request = request
-        page_size = self.get_page_size(request)
-        paginator = self.django_paginator_class(queryset, page_size)
-        page_number = self.get_page_number(request, paginator)
-        try:
-            self.page = paginator.page(page_number)
-        except InvalidPage as exc:
-            raise NotFound(self.invalid_page_message.format(page_number=page_number, message=str(exc))) from exc
-        return self.page.object_list
-
-
 def _ordering(queryset: QuerySet) -> tuple[Any, ...]:
     query = queryset.query
     if query.order_by:
@@ -222,21 +203,59 @@ def _ordering(queryset: QuerySet) -> tuple[Any, ...]:
     return ()
 
 
+# Pages numbered beyond this are left to the paginator, which counts first and refuses them; their
+# OFFSET could overflow PostgreSQL's bigint.
+_LARGEST_PAGE_ASKED_AT_ONCE = 2**31
+
+
+def _page_number(asked: object) -> int | None:
+    """?page= as the paginator will read it (int(), as Django's validate_number), when it is a page
+    worth asking for before the count; None leaves it to the paginator (and its 404)."""
+    try:
+        number = int(str(asked))
+    except (TypeError, ValueError):
+        return None
+    return number if 1 <= number <= _LARGEST_PAGE_ASKED_AT_ONCE else None
+
+
 def feature_collection_page(
     *, request: Request, view: APIView, queryset: QuerySet, layout: FeatureLayout
 ) -> HttpResponse:
-    """Filter by bbox (the view's `bbox_filter_field`), paginate, and answer the page as a
-    FeatureCollection whose features PostgreSQL writes in one statement (after the page's COUNT)."""
+    """Filter by bbox (the view's `bbox_filter_field`), paginate with FeaturePagination, and answer
+    the page as a FeatureCollection whose count and features PostgreSQL writes in one statement.
+
+    DRF's `paginate_queryset` counts, then fetches the page as model instances; here the asked page
+    is fetched with its count, and DRF's paginator then judges the page number against that count
+    exactly as it would have (the same 404 for page 9 of 3, "abc" or 0, the same next/previous).
+    Only ?page=last needs the count first: the paginator counts, then the page is one statement.
+    """
     queryset = StrictInBBoxFilter().filter_queryset(request, queryset, view)
-    paginator = _LazyPagination()
-    page_rows = paginator.page_queryset(queryset, request, view)
-    features = features_json(page_rows.values(**layout.columns(_ordering(queryset))), layout=layout)
-    # The envelope is four members DRF's paginator computed; written around the features' text,
-    # in GeoJsonPagination's order, with DRF's compact separators.
+    pagination = FeaturePagination()
+    pagination.request = request
+    paginator = pagination.django_paginator_class(queryset, pagination.get_page_size(request))
+    asked = pagination.get_page_number(request, paginator)
+    columns = layout.columns(_ordering(queryset))
+    features = None
+    number = _page_number(asked)
+    if number is not None and "count" not in vars(paginator):
+        offset = (number - 1) * paginator.per_page
+        count, features = count_and_features(
+            queryset, queryset.values(**columns)[offset : offset + paginator.per_page], layout=layout
+        )
+        # Paginator.count is a cached_property: this is the value it would have computed.
+        paginator.count = count
+    try:
+        pagination.page = paginator.page(asked)
+    except InvalidPage as exc:
+        raise NotFound(pagination.invalid_page_message.format(page_number=asked, message=str(exc))) from exc
+    if features is None:
+        features = features_json(pagination.page.object_list.values(**columns), layout=layout)
+    # The envelope: the four members of GeoJsonPagination, in its order, with DRF's compact
+    # separators, written around the features' text.
     body = (
-        f'{{"type":"FeatureCollection","count":{int(paginator.page.paginator.count)},'
-        f'"next":{json.dumps(paginator.get_next_link())},'
-        f'"previous":{json.dumps(paginator.get_previous_link())},'
+        f'{{"type":"FeatureCollection","count":{int(paginator.count)},'
+        f'"next":{json.dumps(pagination.get_next_link())},'
+        f'"previous":{json.dumps(pagination.get_previous_link())},'
         f'"features":{features}}}'
     )
     if getattr(request, "accepted_renderer", None) is not None and request.accepted_renderer.format != "json":
@@ -246,24 +265,42 @@ def feature_collection_page(
     return HttpResponse(body, content_type="application/json")
 
 
+def count_and_features(queryset: QuerySet, rows: QuerySet, *, layout: FeatureLayout) -> tuple[int, str]:
+    """How many rows `queryset` has, and the JSON array of the features of `rows` (a page of it,
+    `.values(**layout.columns(...))`) in their order: one statement."""
+    return _page_statement(rows, layout=layout, counted=queryset)
+
+
 def features_json(rows: QuerySet, *, layout: FeatureLayout) -> str:
-    """The JSON array of the features of `rows` (a `.values(**layout.columns(...))` queryset), in
-    their order, written by PostgreSQL."""
+    """The JSON array of the features of `rows` (`.values(**layout.columns(...))`), in their order."""
+    return _page_statement(rows, layout=layout, counted=None)[1]
+
+
+def _page_statement(rows: QuerySet, *, layout: FeatureLayout, counted: QuerySet | None) -> tuple[int, str]:
     try:
-        inner_sql, inner_params = rows.query.sql_with_params()
+        page_sql, page_params = rows.query.sql_with_params()
+        count_sql, count_params = (
+            counted.order_by().values("pk").query.sql_with_params() if counted is not None else ("", ())
+        )
     except EmptyResultSet:
         # The ORM knows without asking that there is no row (an empty page, an empty `__in`).
-        return "[]"
+        return 0, "[]"
     # Raw SQL because the ORM cannot select from a subquery: the page (the queryset's own SQL, its
     # LIMIT/OFFSET included) is aggregated into one JSON array. json, not jsonb: jsonb would
-    # reorder the keys. The ORDER BY inside json_agg keeps the list's order (see gj_n).
-    statement = (
+    # reorder the keys. The ORDER BY inside json_agg keeps the list's order (see gj_n). The count
+    # rides along in the same statement: one round trip, and no ORM count() of a second query.
+    features = (
         "SELECT COALESCE(json_agg(json_build_object("  # noqa: S608 - the ORM's SQL, fixed aliases; values are parameters
         "'id', page.gj_id, 'type', 'Feature', 'geometry', page.gj_geometry::json, "
         f"'properties', json_build_object({layout.property_pairs_sql})"
         ") ORDER BY page.gj_n), '[]'::json)::text "
-        f"FROM ({inner_sql}) AS page"
+        f"FROM ({page_sql}) AS page"
     )
+    count = f"SELECT count(*) FROM ({count_sql}) AS hits" if counted is not None else "SELECT 0"  # noqa: S608 - the ORM's SQL
     with connections[rows.db].cursor() as cursor:
-        cursor.execute(statement, [*layout.properties.keys(), *inner_params])
-        return cursor.fetchone()[0]
+        cursor.execute(
+            f"SELECT ({count}), ({features})",
+            [*count_params, *layout.properties.keys(), *page_params],
+        )
+        n, text = cursor.fetchone()
+        return int(n), text

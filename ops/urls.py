@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from mapping.views import home, sign_in
 from ops.auth_api import TokenObtainApi, TokenRevokeApi
 from orgs.views import TabletServiceWorkerView, TabletView
 
@@ -23,10 +24,13 @@ class FaviconRedirect(RedirectView):
 
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    # Every user to their own page (tablet, dashboard, admin); signing in lands there too.
+    path("", home, name="home"),
     # Browsers ask for /favicon.ico on every page; answer from our own static files.
     path("favicon.ico", FaviconRedirect.as_view()),
+    path("admin/login/", sign_in, name="sign-in"),
     path("admin/", admin.site.urls),
+    path("dashboard/", include("mapping.page_urls")),
     path("tablet/", TabletView.as_view(), name="tablet"),
     path("tablet/sw.js", TabletServiceWorkerView.as_view(), name="tablet-sw"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -39,6 +43,7 @@ urlpatterns = [
     path("api/", include("orgs.urls")),
     path("tiles/", include("mapping.tile_views")),
     path("api/", include("mapping.urls")),
+    path("api/", include("mapping.dashboard_apis")),
 ]
 
 

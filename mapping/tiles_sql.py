@@ -120,12 +120,17 @@ _SEEN_STREETS = f"""
 
 
 def _tile(layer: str, rows: str, *, order: str = "t.id", feature_id: bool = True) -> str:
-    # Ordered, so the same rows always make the same bytes (and the same ETag).
+    # Ordered, so the same rows always make the same bytes (and the same ETag). Rows whose
+    # geometry ST_AsMVTGeom dropped (outside the tile, under a unit) are skipped by the aggregate's
+    # FILTER, not by a WHERE: the planner would push a WHERE into the scan and compute every
+    # row's ST_AsMVTGeom twice (measured: a third of a dense tile's time).
     id_args = ", 'id'" if feature_id else ""
     return f"""
-        SELECT coalesce(ST_AsMVT(t, '{layer}', {EXTENT}, 'geom'{id_args} ORDER BY {order}), ''::bytea)
+        SELECT coalesce(
+            ST_AsMVT(t, '{layer}', {EXTENT}, 'geom'{id_args} ORDER BY {order}) FILTER (WHERE t.geom IS NOT NULL),
+            ''::bytea
+        )
         FROM ({rows}) t
-        WHERE t.geom IS NOT NULL
     """  # noqa: S608 - layer names, columns and statements from this module; values are parameters
 
 

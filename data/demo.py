@@ -139,7 +139,7 @@ def _stage(space: DemoSpace) -> None:
 
 @transaction.atomic
 def _write(space: DemoSpace, orgs: DemoOrgs, events: DemoEvents,
-           clock: _Clock) -> tuple[dict[str, dict[str, int]], object, DemoSpaceIds]:
+           clock: _Clock) -> tuple[dict[str, dict[str, int]], grid_services.BoundaryWriteResult, DemoSpaceIds]:
     # First, before any join over them: statistics that stay true for the whole build.
     demo_sql.hold_statistics()
     _stage(space)

@@ -31,14 +31,16 @@ import hashlib
 import uuid
 import zlib
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import partial
 
 import numpy as np
 import shapely
 from django.contrib.auth import get_user_model
 
-from data.demo_orgs import DemoOrgs, _One, _one_name
+from data.demo_orgs import DemoOrgs, StationedRow, _One, _one_name
 from data.demo_space import DemoSpace, _Rand
 from grid import coords
 from orgs import pii
@@ -162,8 +164,8 @@ def _capture(rand: _Rand, stream: str, keys: np.ndarray, days: np.ndarray, lon: 
     accuracy)."""
     gcj = rand.u(f"{stream}:crs", keys, days) < GCJ_SHARE
     g_lon, g_lat = coords.wgs84_to_gcj02(lon, lat)
-    c_lon = np.round(np.where(gcj, g_lon, lon), 7)
-    c_lat = np.round(np.where(gcj, g_lat, lat), 7)
+    c_lon = np.where(gcj, g_lon, lon).round(7)
+    c_lat = np.where(gcj, g_lat, lat).round(7)
     w_lon, w_lat = coords.gcj02_to_wgs84(c_lon, c_lat)
     w_lon, w_lat = np.where(gcj, w_lon, c_lon), np.where(gcj, w_lat, c_lat)
     accuracy = np.round(5 + 25 * rand.u(f"{stream}:acc", keys, days) ** 2, 1)
@@ -240,7 +242,7 @@ class _Gen:
 
     def _emit_visits(self, stream: str, kinds: list[str], sub: np.ndarray, scheduled: np.ndarray,
                      actual: np.ndarray, keys: np.ndarray, lon: np.ndarray, lat: np.ndarray, far_ok: bool,
-                     building: list[str | None], enterprise: list[str | None], worker: list[tuple[str, str]],
+                     building: Sequence[str | None], enterprise: Sequence[str | None], worker: list[tuple[str, str]],
                      household: list[str], notes: list[str], identity: list[str]) -> None:
         rand = self.rand
         k = keys[sub]
@@ -337,8 +339,9 @@ class _Gen:
             identity=[f"other|{grids[s]}" for s in sub.tolist()])
         self.out.counts["visits_other"] = n
         # An enterprise visit to a skipped mixed building counts as a visit to it, too.
-        visited = {row[4] for row in self.out.visits}
-        self.out.unvisited_buildings = [b.code[i] for i in np.flatnonzero(residential) if b.code[i] not in visited]
+        visited_codes = {row[4] for row in self.out.visits}
+        self.out.unvisited_buildings = [b.code[i] for i in np.flatnonzero(residential)
+                                        if b.code[i] not in visited_codes]
 
     # -- station contacts ------------------------------------------------------------------------
 
@@ -350,7 +353,7 @@ class _Gen:
             if kind in ("residential", "mixed") and h > 0:
                 comm_res[cc].append(i)
         seq: Counter[str] = Counter()
-        cadres: list[tuple[int, object]] = []
+        cadres: list[tuple[int, StationedRow]] = []
         for s in self.orgs.stationed:
             cadres.append((int(s.community_code) * 10 + seq[s.community_code], s))
             seq[s.community_code] += 1
@@ -367,7 +370,7 @@ class _Gen:
             first = max(self.start, s.period_start.toordinal())
             for month_start in _months(first, self.end):
                 days = _month_weekdays(month_start)
-                ranked = sorted(days, key=lambda d, key=key: one("ck_day", key, d))
+                ranked = sorted(days, key=partial(one, "ck_day", key))
                 m = month_start.year * 12 + month_start.month
                 on = s.required_days + int(one("ck_extra", key, m) < 0.5)
                 contacts = s.required_contacts + int(3 * one("ck_more", key, m))

@@ -316,8 +316,17 @@ def _level_for(members: int) -> str:
     return Level.BRANCH
 
 
-_SUFFIX = {Level.COMMITTEE: "委员会", Level.GENERAL_BRANCH: "总支部委员会", Level.BRANCH: "支部委员会"}
-_GRID_SUFFIX = {Level.COMMITTEE: "党委", Level.GENERAL_BRANCH: "党总支", Level.BRANCH: "党支部"}
+# Keyed by level (OrgRow.level is a plain str; a Level member hashes and compares as its value).
+_SUFFIX: dict[str, str] = {Level.COMMITTEE: "委员会", Level.GENERAL_BRANCH: "总支部委员会", Level.BRANCH: "支部委员会"}
+_GRID_SUFFIX: dict[str, str] = {Level.COMMITTEE: "党委", Level.GENERAL_BRANCH: "党总支", Level.BRANCH: "党支部"}
+
+
+def _unit_of(org: OrgRow, code: str | None) -> str:
+    """The unit an organisation's kind promises it (a community org its community, a grid branch
+    its grid, an enterprise org its premises): the generator sets them together."""
+    if code is None:
+        raise RuntimeError(f"演示数据生成错误：党组织 {org.code} 缺少所属单位")
+    return code
 
 
 # ------------------------------------------------------------------------------------------------
@@ -696,16 +705,16 @@ class _Street:
                 continue
             o.level = Level.BRANCH if o.code == f"P{self.crowded_grid}" else _level_for(total[o.code])
             if o.kind == Kind.COMMUNITY_ORG:
-                o.name = f"中共霞山区{self.name}{comm_name[o.community_code]}{_SUFFIX[o.level]}"
+                o.name = f"中共霞山区{self.name}{comm_name[_unit_of(o, o.community_code)]}{_SUFFIX[o.level]}"
             elif o.kind == Kind.GRID_BRANCH:
-                grid = self.g.grid_by_code[o.grid_code]
+                grid = self.g.grid_by_code[_unit_of(o, o.grid_code)]
                 o.name = f"{comm_name[grid.community_code]}{grid.name}{_GRID_SUFFIX[o.level]}"
             elif o.kind == Kind.ENTERPRISE_ORG:
-                o.name = f"中共{self.g.enterprise_name[o.premises]}{_SUFFIX[o.level]}"
+                o.name = f"中共{self.g.enterprise_name[_unit_of(o, o.premises)]}{_SUFFIX[o.level]}"
             elif o.kind == Kind.RESIDENT_UNIT_ORG:
                 o.name = f"中共{o.unit_name}{_SUFFIX[o.level]}"
             elif o.kind == Kind.JOINT_BRANCH:
-                o.name = f"中共{comm_name[o.community_code]}两新组织联合支部委员会"
+                o.name = f"中共{comm_name[_unit_of(o, o.community_code)]}两新组织联合支部委员会"
         # Guard the generator's own promise: every branch-level org has 3+ full members.
         full = self._subtree_counts(full_only=True)
         thin = [o.code for o in self.orgs.values()
@@ -719,11 +728,12 @@ class _Street:
             if m.org and m.status == PartyMember.Status.FULL and m.org not in first_full and m.category != Category.LOST_CONTACT:
                 first_full[m.org] = m
         for o in self.orgs.values():
-            m = first_full.get(o.code)
-            if m is None and o.kind == Kind.COMMUNITY_ORG:
-                m = next((first_full[c.code] for c in self.orgs.values()
-                          if c.parent_code == o.code and c.kind == Kind.GRID_BRANCH and c.code in first_full), None)
-            o.secretary = m.id_number if m else None
+            secretary = first_full.get(o.code)
+            if secretary is None and o.kind == Kind.COMMUNITY_ORG:
+                secretary = next((first_full[c.code] for c in self.orgs.values()
+                                  if c.parent_code == o.code and c.kind == Kind.GRID_BRANCH and c.code in first_full),
+                                 None)
+            o.secretary = secretary.id_number if secretary else None
         self.secretary_name = {o.code: first_full[o.code].name for o in self.orgs.values() if o.code in first_full}
 
     def _terms_and_records(self) -> None:

@@ -605,9 +605,9 @@ def _merge_small(ids: np.ndarray, labels: np.ndarray, neighbours: list[list[int]
     label_of = dict(zip(ids.tolist(), labels.tolist(), strict=True))
     stuck: set[int] = set()
     while True:
-        load: Counter[int] = Counter()
+        load: dict[int, float] = {}
         for b, lab in label_of.items():
-            load[lab] += float(w[b])
+            load[lab] = load.get(lab, 0.0) + float(w[b])
         small = sorted((v, lab) for lab, v in load.items() if v < minimum and lab not in stuck)
         if not small or len(load) == 1:
             break

@@ -13,7 +13,8 @@ bit-exactly and the comparison is exact.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from django.db import connection
 from django.db.backends.utils import CursorWrapper
@@ -42,6 +43,9 @@ PART = GridBoundaryPart._meta.db_table
 BUILDING = Building._meta.db_table
 CENTRE = ServiceCentre._meta.db_table
 
+# Parameters of one statement: positional (%s) or named (%(name)s).
+SQLParams = Sequence[Any] | Mapping[str, Any]
+
 _STAGES = {
     "demo_street_stage": "code text PRIMARY KEY, name text, district_adcode text, geom geometry(MultiPolygon, 4326)",
     "demo_community_stage": "code text PRIMARY KEY, street_code text, name text, residents integer, "
@@ -54,7 +58,7 @@ _STAGES = {
 }
 
 
-def stage(table: str, columns: Sequence[str], rows: list[Sequence[object]]) -> int:
+def stage(table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> int:
     """Create (or empty) one of the temporary stage tables and COPY `rows` into it."""
     with connection.cursor() as cursor:
         # Temporary and dropped at commit: concurrent runs never see each other's stages.
@@ -128,7 +132,7 @@ def delete_stale(*, managed_street_codes: list[str]) -> dict[str, int]:
     return counts
 
 
-def _upsert(statement: str, params: Sequence[object] = ()) -> tuple[int, int, list[int]]:
+def _upsert(statement: str, params: SQLParams = ()) -> tuple[int, int, list[int]]:
     """Run one upsert that RETURNs (inserted?, community id); count inserts and updates."""
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
@@ -352,7 +356,7 @@ def delete_stale_orgs(*, managed_street_codes: list[str]) -> dict[str, int]:
     return counts
 
 
-def _count(statement: str, params: Sequence[object] = ()) -> int:
+def _count(statement: str, params: SQLParams = ()) -> int:
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
         return cursor.rowcount

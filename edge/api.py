@@ -8,7 +8,7 @@ service, and renders. It never writes, never opens a transaction: the service is
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 from functools import cache
 from typing import Any, Protocol
@@ -196,6 +196,12 @@ class ListPagination(ChinesePageErrors, PageNumberPagination):
 
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+    def paginate_queryset(
+        self, queryset: QuerySet | Sequence[Any], request: Request, view: APIView | None = None
+    ) -> list[Any] | None:
+        # Pages a queryset or a plain list alike (Django's Paginator slices either).
+        return super().paginate_queryset(queryset, request, view)  # type: ignore[arg-type]  # stubs: QuerySet only
 
 
 class FeaturePagination(ChinesePageErrors, GeoJsonPagination):

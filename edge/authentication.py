@@ -32,4 +32,4 @@ class SessionCsrfAuthentication(SessionAuthentication):
 class SessionCsrfScheme(SessionScheme):
     """The OpenAPI description of SessionCsrfAuthentication: the session cookie, as DRF's own."""
 
-    target_class = SessionCsrfAuthentication
+    target_class = "edge.authentication.SessionCsrfAuthentication"  # a dotted path, as the base's own

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -47,6 +47,9 @@ from grid.models import (
     ServiceCentre,
     Street,
 )
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldGroups
 
 # --------------------------------------------------------------------------------------------
 # Map widgets
@@ -107,7 +110,7 @@ def readonly_map(
     return mark_safe(html)  # noqa: S308 - rendered template, values escaped by json_script
 
 
-def context_features(items: list[tuple[str, str, GEOSGeometry]]) -> list[dict[str, Any]]:
+def context_features(items: Sequence[tuple[str, str, GEOSGeometry | None]]) -> list[dict[str, Any]]:
     """Grey outlines drawn under the edited feature, so it can be placed without a basemap.
 
     `items` are (kind, label, geometry); kind picks the style in admin_map.js.
@@ -155,6 +158,8 @@ class ReachAdminMixin:
     """Lists, object pages and foreign-key choices limited to the user's reach (grid.access);
     superusers reach everything. Objects outside the reach are simply not found."""
 
+    model: type[Model]  # set by the ModelAdmin this is mixed into
+
     def get_list_filter(self, request: HttpRequest) -> Any:
         return related_only_list_filter(self.model, super().get_list_filter(request))  # type: ignore[misc]
 
@@ -191,7 +196,7 @@ class MapAdmin(AuditedAdminMixin, ReachAdminMixin, LeafletGeoAdmin):
         return form
 
 
-def _count_of(model: type, fk: str, *, aggregate: Any = None) -> Coalesce:
+def _count_of(model: type[Model], fk: str, *, aggregate: Any = None) -> Coalesce:
     """A correlated count (or sum) per row: unlike JOIN + COUNT, two of them do not multiply."""
     rows = model._default_manager.filter(**{fk: OuterRef("pk")}).order_by().values(fk)
     value = rows.annotate(n=aggregate or Count("pk")).values("n")
@@ -244,7 +249,7 @@ class ServiceCheckedForm(GeometryValidationMixin, forms.ModelForm):
         raise NotImplementedError
 
     def _post_clean(self) -> None:
-        super()._post_clean()
+        super()._post_clean()  # type: ignore[misc]  # django-stubs omit BaseForm's private _post_clean hook
         if self.errors:
             return
         try:
@@ -403,7 +408,7 @@ class GridBoundaryInline(admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
-    fields = ["valid_from", "valid_to", "note", "created_at"]
+    fields = ("valid_from", "valid_to", "note", "created_at")
     readonly_fields = fields
     ordering = ["-valid"]
     verbose_name = "边界版本"
@@ -467,8 +472,8 @@ class GridCellAdmin(ServiceAdminMixin, AuditedAdminMixin, ReachAdminMixin, admin
         # (grid.services.grid_cell_retire), which keeps it.
         return False
 
-    def get_fields(self, request: HttpRequest, obj: GridCell | None = None) -> list[str]:
-        fields = ["code", "community", "name", "responsible_body"]
+    def get_fields(self, request: HttpRequest, obj: GridCell | None = None) -> _FieldGroups:
+        fields: _FieldGroups = ["code", "community", "name", "responsible_body"]
         return fields if obj is None else [*fields, "current_boundary_map", "redraw_link"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: GridCell | None = None) -> list[str]:
@@ -775,7 +780,7 @@ class AuditEventAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_filter = ["action", ("street", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["actor_name", "object_type", "object_id", "summary", "reason"]
     date_hierarchy = "at"
-    fields = [
+    fields = (
         "at",
         "actor",
         "actor_name",
@@ -787,7 +792,7 @@ class AuditEventAdmin(AuditedAdminMixin, admin.ModelAdmin):
         "reason",
         "ip",
         "street",
-    ]
+    )
     readonly_fields = fields
     show_full_result_count = False  # a count(*) over the whole log on every page is wasted work
 
@@ -829,7 +834,8 @@ class RoleGrantForm(forms.ModelForm):
         self.grantor = grantor
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if self.errors:
             return data
         try:

@@ -10,6 +10,7 @@ from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -83,8 +84,11 @@ class TokenRevokeApi(APIView):
         responses={204: None, 401: OpenApiResponse(description="未登录、令牌无效或已注销：{code, message}")},
     )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        user = request.user
+        if not user.is_authenticated:  # IsAuthenticated has answered 401 already
+            raise NotAuthenticated()
         set_actor_from_request(request)
-        deleted, _ = Token.objects.filter(user=request.user).delete()
-        audit_record(action="revoke", object_type="authtoken.Token", object_id=request.user.pk,
+        deleted, _ = Token.objects.filter(user=user).delete()
+        audit_record(action="revoke", object_type="authtoken.Token", object_id=user.pk,
                      summary="注销平板令牌" if deleted else "注销（无有效令牌）")
         return Response(status=status.HTTP_204_NO_CONTENT)

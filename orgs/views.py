@@ -48,9 +48,12 @@ class TabletView(LoginRequiredMixin, TemplateView):
             .values_list("code", "name", "address")[: TABLET_MAX_BUILDINGS + 1]
         )
         too_many = len(buildings) > TABLET_MAX_BUILDINGS
+        user = self.request.user
+        if not user.is_authenticated:  # LoginRequiredMixin has sent anonymous visitors to log in
+            raise PermissionDenied("请先登录")
         today = timezone.localdate()
         posting = (
-            StationedCadre.objects.filter(user=self.request.user, period_start__lte=today)
+            StationedCadre.objects.filter(user=user, period_start__lte=today)
             .filter(Q(period_end__isnull=True) | Q(period_end__gte=today))
             .select_related("community")
             .first()

@@ -147,7 +147,11 @@ class ItemResultSerializer(serializers.Serializer):
     )
     code = serializers.CharField(required=False, help_text="拒收原因代码")
     message = serializers.CharField(required=False, help_text="拒收原因（中文）")
-    errors = serializers.DictField(required=False, help_text="字段错误（code 为 invalid_input 时）")
+    # DRF's metaclass pops declared fields off the class, so this field does not shadow the
+    # Serializer.errors property; the stubs see a class attribute.
+    errors = serializers.DictField(  # type: ignore[assignment]  # stubs: declared fields are popped
+        required=False, help_text="字段错误（code 为 invalid_input 时）"
+    )
 
 
 class SyncResultSerializer(serializers.Serializer):

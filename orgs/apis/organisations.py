@@ -93,7 +93,8 @@ class OrgInputSerializer(serializers.Serializer):
     code = serializers.CharField(
         max_length=32, validators=[unit_code_validator], help_text="组织编码（唯一）"
     )
-    parent = serializers.IntegerField(
+    # DRF's metaclass pops declared fields off the class: no clash with Field.parent (the stubs see one).
+    parent = serializers.IntegerField(  # type: ignore[assignment]  # stubs: declared fields are popped
         required=False, allow_null=True, help_text="上级党组织编号；街道党工委不填"
     )
     street = serializers.CharField(
@@ -180,7 +181,9 @@ class OrgListApi(ReachAPIView):
             help_text="只列出该社区（编码）内的党组织（含网格党支部、楼栋党小组等）",
         )
         street = serializers.CharField(required=False, max_length=9, help_text="只列出该街道（编码）的党组织")
-        parent = serializers.IntegerField(required=False, help_text="只列出该党组织的直接下级")
+        parent = serializers.IntegerField(  # type: ignore[assignment]  # stubs: declared fields are popped
+            required=False, help_text="只列出该党组织的直接下级"
+        )
 
     @extend_schema(
         tags=[TAG_ORGS],

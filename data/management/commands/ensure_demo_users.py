@@ -3,6 +3,8 @@
 Idempotent (run it as often as you like); refused in production mode.
 """
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
@@ -61,7 +63,8 @@ class Command(BaseCommand):
         for username, display, role, level, group_name in PERSONAS:
             user = self._user(username, display, DEMO_PASSWORD, superuser=False)
             user.groups.set([Group.objects.get(name=group_name)])
-            unit_kwargs = {}
+            # Any: mypy would match a typed dict's ** against get_or_create's `defaults` parameter.
+            unit_kwargs: dict[str, Any] = {}
             if level == "street":
                 unit_kwargs = {"street": units["street"]}
             elif level == "community":

@@ -44,6 +44,14 @@ class VisitPeriodSerializer(serializers.Serializer):
         return attrs
 
 
+def _accepts_gzip(accept_encoding: str) -> bool:
+    for part in accept_encoding.lower().split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip() in ("gzip", "*"):
+            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
+
+
 def _matches(if_none_match: str, etag: str) -> bool:
     tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
     return "*" in tags or etag in tags
@@ -57,13 +65,18 @@ class TileView(ReachAPIView):
         address = tiles.tile_address(layer=layer, z=z, x=x, y=y)
         period = parse_query(VisitPeriodSerializer, request) if address.layer.takes_period else {}
         tile = tiles.tile_for(reach=self.reach, address=address, **period)
-        if _matches(request.headers.get("If-None-Match", ""), tile.etag):
+        gzipped = bool(tile.gzipped) and _accepts_gzip(request.headers.get("Accept-Encoding", ""))
+        etag = tile.etag if gzipped else tile.etag_identity
+        if _matches(request.headers.get("If-None-Match", ""), etag):
             response = HttpResponse(status=304)
+        elif gzipped:
+            response = HttpResponse(tile.gzipped, content_type=tiles.CONTENT_TYPE)
+            response["Content-Encoding"] = "gzip"
         else:
             response = HttpResponse(tile.body, content_type=tiles.CONTENT_TYPE)
-        response["ETag"] = tile.etag
+        response["ETag"] = etag
         response["Cache-Control"] = "private, no-cache"
-        patch_vary_headers(response, ["Cookie", "Authorization"])
+        patch_vary_headers(response, ["Cookie", "Authorization", "Accept-Encoding"])
         return response
 
 

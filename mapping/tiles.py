@@ -19,11 +19,13 @@ reach and cached in Redis. The rules:
   (martin's cache has no invalidation at all: its issues #288 and #1707).
 - Redis down: tiles are rendered uncached and the error logged; the map keeps working.
 - ETag is a hash of the bytes, so a re-rendered tile that did not change keeps its ETag and the
-  browser's revalidation (Cache-Control: private, no-cache) answers 304.
+  browser's revalidation (Cache-Control: private, no-cache) answers 304. Tiles are cached and
+  sent gzip-compressed to clients that accept it (every browser), each encoding with its own tag.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import logging
@@ -160,9 +162,36 @@ def tile_address(*, layer: str, z: str | int, x: str | int, y: str | int) -> Til
 
 @dataclass(frozen=True)
 class Tile:
-    body: bytes
-    etag: str
+    """A tile as cached: gzip-compressed (tiles shrink ~3×, and browsers take gzip), with an
+    entity tag per representation (`etag` for the gzip bytes, `etag_identity` for the plain)."""
+
+    gzipped: bytes
+    digest: str
     cached: bool
+
+    @property
+    def body(self) -> bytes:
+        return gzip.decompress(self.gzipped) if self.gzipped else b""
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.digest}-gz"'
+
+    @property
+    def etag_identity(self) -> str:
+        return f'"{self.digest}"'
+
+
+def _compressed(body: bytes) -> Tile:
+    # Level 1: 0.5–2 ms for 70–290 kB, within 10 % of level 6's size at a fifth of its time. mtime=0:
+    # the same bytes always compress to the same bytes.
+    digest = hashlib.blake2b(body, digest_size=16).hexdigest()
+    return Tile(
+        gzipped=gzip.compress(body, compresslevel=1, mtime=0) if body else b"", digest=digest, cached=False
+    )
+
+
+EMPTY = _compressed(b"")
 
 
 def reach_signature(reach: Reach) -> str:
@@ -257,10 +286,6 @@ def _cache_key(address: TileAddress, params: dict[str, Any], reach: Reach, versi
     return f"tiles:{TILE_FORMAT}:{address}:{digest}"
 
 
-def _etag(body: bytes) -> str:
-    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
-
-
 def _cache_get(key: str) -> Any:
     try:
         return cache.get(key)
@@ -287,7 +312,7 @@ def tile_for(
     """The tile at `address` as `reach` sees it: from Redis when nothing it shows has changed,
     else rendered by its statement and cached. Callers check `reach.can_read()` first."""
     if address.z < address.layer.min_zoom:
-        return Tile(body=b"", etag=_etag(b""), cached=False)
+        return EMPTY
     params = tile_parameters(
         reach=reach, address=address, today=today or timezone.localdate(), since=since, until=until
     )
@@ -306,12 +331,11 @@ def tile_for(
     key = _cache_key(address, params, reach, versions)
     hit = _cache_get(key)
     if hit is not None:
-        etag, body = hit
-        return Tile(body=body, etag=etag, cached=True)
-    body = tiles_sql.tile_body(address.layer.statement_at(address.z), params)
-    etag = _etag(body)
-    _cache_set(key, (etag, body))
-    return Tile(body=body, etag=etag, cached=False)
+        digest, gzipped = hit
+        return Tile(gzipped=gzipped, digest=digest, cached=True)
+    tile = _compressed(tiles_sql.tile_body(address.layer.statement_at(address.z), params))
+    _cache_set(key, (tile.digest, tile.gzipped))
+    return tile
 
 
 def tile_render(*, reach: Reach, address: TileAddress, today: date | None = None) -> bytes:

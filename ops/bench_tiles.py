@@ -255,7 +255,7 @@ class _Runner:
     def ours(self, url: str) -> bytes:
         if self.http:
             return _http_get(OURS_PORT, url, self.auth)
-        response = self.client.get(url)
+        response = self.client.get(url, HTTP_ACCEPT_ENCODING="gzip")
         if response.status_code != 200:
             raise SystemExit(f"{url}: {response.status_code} {response.content[:300]!r}")
         return response.content
@@ -319,7 +319,9 @@ def _measure_tile(
     if tipg and layer in TIPG_TABLES:
         table, props = TIPG_TABLES[layer]
         tipg_url = f"/collections/{table}/tiles/WebMercatorQuad/{z}/{x}/{y}?properties={props}"
-        paths["tipg"].add(z, *_sized(_timed(lambda: _http_get(TIPG_PORT, tipg_url, {}))))
+        paths["tipg"].add(
+            z, *_sized(_timed(lambda: _http_get(TIPG_PORT, tipg_url, {"Accept-Encoding": "gzip"})))
+        )
 
 
 def bench_tiles(
@@ -343,7 +345,8 @@ def bench_tiles(
     tiles_list = tile_list()
     client = Client()
     client.force_login(user)
-    auth = {"Authorization": f"Token {Token.objects.get(user=user).key}"}
+    # As a browser asks: gzip accepted (ours and tipg both compress then).
+    auth = {"Authorization": f"Token {Token.objects.get(user=user).key}", "Accept-Encoding": "gzip"}
     runner = _Runner(client=client, auth=auth, http=http, reach=reach_for_user(user))
     with connection.cursor() as cursor:
         # The bare statements run without JIT, as tiles_sql.tile_body runs them.

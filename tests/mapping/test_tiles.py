@@ -5,6 +5,7 @@ the MVT reader in tiles_support."""
 
 from __future__ import annotations
 
+import gzip
 from datetime import timedelta
 
 import pytest
@@ -177,6 +178,22 @@ def test_below_its_minimum_zoom_the_buildings_layer_is_empty_without_a_query(wor
         response = get(world.street_admin, tile_url("buildings", tile_of(X + 0.005, Y + 0.005, 13)))
     assert response.status_code == 200 and response.content == b""
     assert not any("ST_AsMVT" in q["sql"] for q in queries.captured_queries)
+
+
+def test_browsers_get_the_tile_gzipped_with_its_own_etag(world: World):
+    url = tile_url("buildings", tile_of(*centre_of(world.h_members), 17))
+    plain = get(world.street_admin, url)
+    packed = get(world.street_admin, url, HTTP_ACCEPT_ENCODING="gzip, deflate, br")
+    assert packed["Content-Encoding"] == "gzip" and "Content-Encoding" not in plain
+    assert gzip.decompress(packed.content) == plain.content
+    assert len(packed.content) < len(plain.content)
+    assert packed["ETag"] != plain["ETag"] and "Accept-Encoding" in packed["Vary"]
+    # Each tag revalidates its own representation only.
+    again = get(world.street_admin, url, HTTP_ACCEPT_ENCODING="gzip", HTTP_IF_NONE_MATCH=packed["ETag"])
+    assert again.status_code == 304
+    assert get(world.street_admin, url, HTTP_IF_NONE_MATCH=packed["ETag"]).status_code == 200
+    refused = get(world.street_admin, url, HTTP_ACCEPT_ENCODING="gzip;q=0, identity")
+    assert "Content-Encoding" not in refused and refused.content == plain.content
 
 
 # --- who sees what --------------------------------------------------------------------------------

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpResponse
-from django.urls import path
+from django.http import HttpResponse, JsonResponse
+from django.urls import path, re_path
 from django.utils.cache import patch_vary_headers
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 
-from edge.api import ReachAPIView, parse_query
+from edge.api import UNAUTHENTICATED_RESPONSE, ReachAPIView, parse_query
 from mapping import tiles
 
 
@@ -61,6 +63,38 @@ class TileView(ReachAPIView):
     renderer_classes = [JSONRenderer]
     content_negotiation_class = JSONErrorsOnly
 
+    @extend_schema(
+        operation_id="tile_retrieve",
+        tags=["地图瓦片"],
+        summary="矢量瓦片",
+        description=(
+            "Mapbox Vector Tile（MVT），按调用者的可访问范围裁剪：范围外的要素不会出现在瓦片中。"
+            "图层：" + "、".join(f"{name}（{layer.title}）" for name, layer in tiles.LAYERS.items()) + "。"
+            "走访图层可用 since/until 选择日期范围（默认为走访周期内）。"
+            "响应带 ETag，可用 If-None-Match 重新验证（304）；接受 gzip 时以 gzip 压缩返回。"
+        ),
+        parameters=[
+            OpenApiParameter("layer", OpenApiTypes.STR, OpenApiParameter.PATH, enum=sorted(tiles.LAYERS)),
+            OpenApiParameter(
+                "z", OpenApiTypes.INT, OpenApiParameter.PATH, description=f"缩放级别 0–{tiles.MAX_ZOOM}"
+            ),
+            OpenApiParameter("x", OpenApiTypes.INT, OpenApiParameter.PATH, description="列号 0 至 2^z−1"),
+            OpenApiParameter("y", OpenApiTypes.INT, OpenApiParameter.PATH, description="行号 0 至 2^z−1"),
+            VisitPeriodSerializer,
+        ],
+        responses={
+            (200, tiles.CONTENT_TYPE): OpenApiResponse(
+                OpenApiTypes.BINARY, description="MVT 瓦片（可能为空）"
+            ),
+            304: OpenApiResponse(description="瓦片未变化（If-None-Match 与 ETag 相同）"),
+            400: OpenApiResponse(
+                description="瓦片地址或日期有误：{code: tile_out_of_range|invalid_input, message}"
+            ),
+            401: UNAUTHENTICATED_RESPONSE,
+            403: OpenApiResponse(description="没有可访问的范围：{code: permission_denied, message}"),
+            404: OpenApiResponse(description="没有该图层：{code: tile_layer_unknown, message, layers}"),
+        },
+    )
     def get(self, request: Request, layer: str, z: str, x: str, y: str) -> HttpResponse:
         address = tiles.tile_address(layer=layer, z=z, x=x, y=y)
         period = parse_query(VisitPeriodSerializer, request) if address.layer.takes_period else {}
@@ -80,8 +114,16 @@ class TileView(ReachAPIView):
         return response
 
 
+def tile_path_unknown(request: Any, rest: str = "") -> JsonResponse:
+    """Any other path under /tiles/ (a part missing, no .mvt): the API's 404, not an HTML page."""
+    return JsonResponse(
+        {"code": "not_found", "message": "瓦片地址应为 /tiles/{图层}/{z}/{x}/{y}.mvt"}, status=404
+    )
+
+
 # Included by ops/urls.py at tiles/. z, x and y are taken as text so that a bad value is the
 # tile's own 400 with its code, not the URL resolver's HTML 404.
 urlpatterns = [
     path("<str:layer>/<str:z>/<str:x>/<str:y>.mvt", TileView.as_view(), name="tile"),
+    re_path(r"^(?P<rest>.*)$", tile_path_unknown),
 ]

@@ -273,6 +273,14 @@ def test_an_unknown_layer_is_404_naming_the_layers(world: World):
     assert "buildings" in response.json()["layers"]
 
 
+@pytest.mark.parametrize(
+    "path", ["/tiles/buildings/16/0.mvt", "/tiles/buildings/16/0/0", "/tiles/buildings//0/0.mvt", "/tiles/"]
+)
+def test_a_malformed_tile_path_is_a_json_404(world: World, path: str):
+    response = get(world.street_admin, path)
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
+
+
 def test_a_bad_visit_period_is_400(world: World):
     z17 = tile_of(*centre_of(world.h_members), 17)
     bad_date = get(world.street_admin, tile_url("visits", z17, "since=2026-02-30"))

@@ -70,7 +70,7 @@ class TileView(ReachAPIView):
         description=(
             "Mapbox Vector Tile（MVT），按调用者的可访问范围裁剪：范围外的要素不会出现在瓦片中。"
             "图层：" + "、".join(f"{name}（{layer.title}）" for name, layer in tiles.LAYERS.items()) + "。"
-            "走访图层可用 since/until 选择日期范围（默认为走访周期内）。"
+            "走访和驻点图层可用 since/until 选择日期范围（默认为走访周期内）。"
             "响应带 ETag，可用 If-None-Match 重新验证（304）；接受 gzip 时以 gzip 压缩返回。"
         ),
         parameters=[

@@ -26,7 +26,7 @@ from django.db import connection, transaction
 
 from grid.models import Building, Community, GridBoundary, GridCell, ServiceCentre, Street
 from mapping.models import Gap
-from orgs.models import PartyMember, PartyOrganisation, Visit
+from orgs.models import PartyMember, PartyOrganisation, StationContact, Visit
 
 STREET = Street._meta.db_table
 COMMUNITY = Community._meta.db_table
@@ -39,6 +39,7 @@ ORG = PartyOrganisation._meta.db_table
 ORG_BLD = PartyOrganisation.buildings.through._meta.db_table
 MEMBER = PartyMember._meta.db_table
 VISIT = Visit._meta.db_table
+CONTACT = StationContact._meta.db_table
 
 # MVT geometry space: 4096 units a side, 64 units of buffer so lines and labels cross tile edges.
 EXTENT = 4096
@@ -255,38 +256,52 @@ GAPS_CLUSTERED = _tile(
     feature_id=False,
 )
 
-_VISITS_WHERE = f"""
-    v.place && {BOX} AND v.occurred_at >= %(start)s AND v.occurred_at < %(end)s
-    AND {reach_place("v")}
-"""  # noqa: S608 - names from models; values are parameters
 
-# Visits of the period for the heat map. From the layer's `points_from_zoom` on, one point per
-# visit with its local day and kind; below it, visits are counted per `cluster` metres square (a
-# few pixels), so a district tile carries a few thousand weighted points instead of every visit.
-# `count` is the heat weight at every zoom. Visits have UUIDs, no integer feature id.
-VISITS = _tile(
-    "visits",
-    f"""
-    SELECT 1 AS count, to_char(v.occurred_at AT TIME ZONE %(tz)s, 'YYYY-MM-DD') AS day, v.kind,
-           {_mvt_geom("v.place")} AS geom
-    FROM "{VISIT}" v
-    WHERE {_VISITS_WHERE}
-    """,  # noqa: S608 - names from models; values are parameters
-    order="t.day, t.kind, t.geom",
-    feature_id=False,
-)
-VISITS_CLUSTERED = _tile(
-    "visits",
-    f"""
-    SELECT count(*) AS count, to_char(max(v.occurred_at) AT TIME ZONE %(tz)s, 'YYYY-MM-DD') AS day,
-           ST_AsMVTGeom(sq.cell, {ENV}, {EXTENT}, {BUFFER}, true) AS geom
-    FROM "{VISIT}" v
-    CROSS JOIN LATERAL (SELECT ST_SnapToGrid({_mercator("v.place")}, %(cluster)s) AS cell) sq
-    WHERE {_VISITS_WHERE}
-    GROUP BY sq.cell
-    """,  # noqa: S608 - names from models; values are parameters
-    order="t.geom",
-    feature_id=False,
+def _events(layer: str, table: str, reach: str, columns: str) -> tuple[str, str]:
+    """A layer of field events of the period: one point each with its local day, kind and
+    `columns`, and the counted form below the layer's `points_from_zoom` (per `cluster` metres
+    square, a few pixels: a district tile carries a few thousand weighted points instead of every
+    event). `count` is the heat weight at every zoom. Events have UUIDs, no integer feature id."""
+    where = f"""
+        v.place && {BOX} AND v.occurred_at >= %(start)s AND v.occurred_at < %(end)s AND {reach}
+    """  # noqa: S608 - names from models; values are parameters
+    points = _tile(
+        layer,
+        f"""
+        SELECT 1 AS count, to_char(v.occurred_at AT TIME ZONE %(tz)s, 'YYYY-MM-DD') AS day, v.kind,
+               {columns} {_mvt_geom("v.place")} AS geom
+        FROM "{table}" v
+        WHERE {where}
+        """,  # noqa: S608 - names from models; values are parameters
+        order="t.day, t.kind, t.geom",
+        feature_id=False,
+    )
+    counted = _tile(
+        layer,
+        f"""
+        SELECT count(*) AS count, to_char(max(v.occurred_at) AT TIME ZONE %(tz)s, 'YYYY-MM-DD') AS day,
+               ST_AsMVTGeom(sq.cell, {ENV}, {EXTENT}, {BUFFER}, true) AS geom
+        FROM "{table}" v
+        CROSS JOIN LATERAL (SELECT ST_SnapToGrid({_mercator("v.place")}, %(cluster)s) AS cell) sq
+        WHERE {where}
+        GROUP BY sq.cell
+        """,  # noqa: S608 - names from models; values are parameters
+        order="t.geom",
+        feature_id=False,
+    )
+    return points, counted
+
+
+# Visits of the period for the heat map, scoped as orgs.access.visits_in_reach (by the community
+# and grid cell that held them on their day).
+VISITS, VISITS_CLUSTERED = _events("visits", VISIT, reach_place("v"), "")
+# Stationed cadres' check-ins and contacts, scoped as orgs.access.station_contacts_in_reach:
+# station work serves a whole community, so only a community reached whole shows it.
+STATION_CONTACTS, STATION_CONTACTS_CLUSTERED = _events(
+    "station_contacts",
+    CONTACT,
+    f"(%(everything)s OR v.community_id IN ({_WHOLE_COMMUNITIES}))",
+    "v.on_site,",
 )
 
 # Service centres, scoped as grid.access.service_centres_in_reach: a street-level centre serves

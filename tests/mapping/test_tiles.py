@@ -124,7 +124,7 @@ def test_open_gaps_say_kind_who_answers_and_age(world: World):
 
 def test_point_gaps_are_counted_per_square_below_zoom_14(world: World):
     gaps_recompute(community_ids=[world.a.id])
-    open_points = Gap.objects.filter(resolved_at__isnull=True, subject_type=Gap.SUBJECT_BUILDING).count()
+    open_points = sum(g.geom.geom_type == "Point" for g in Gap.objects.filter(resolved_at__isnull=True))
     found = tile(world.street_admin, "gaps", tile_of(X + 0.005, Y + 0.005, 12))
     points = [f for f in found if f.type == "Point"]
     assert sum(f.properties["count"] for f in points) == open_points
@@ -159,6 +159,16 @@ def test_visits_are_counted_below_zoom_15(world: World):
     assert len(found) == len(inside) - 2
     assert max(f.properties["count"] for f in found) == 3
     assert all(f.type == "Point" for f in found)
+
+
+def test_station_check_ins_show_to_whole_community_reach_only(world: World):
+    z16 = tile_of(X + 0.001, Y + 0.008, 16)
+    found = tile(world.street_admin, "station_contacts", z16)
+    assert [(f.properties["kind"], f.properties["on_site"], f.properties["day"]) for f in found] == [
+        ("check_in", True, (timezone.localdate() - timedelta(days=1)).isoformat())
+    ]
+    # Station work serves a whole community: a grid worker there sees none of it (as in the API).
+    assert tile(world.worker_a1, "station_contacts", z16) == []
 
 
 def test_service_centres_and_outlines_with_labels(world: World):

@@ -10,6 +10,8 @@ reader (protobuf by hand: a few dozen lines instead of a dependency) and tile ar
     |   10 days ago   |   visited today  |        |                 |
     |  h_grouped:     |                  |        |                 |
     |   group, seen   |                  |        |                 |
+    |  a cadre's      |                  |        |                 |
+    |   check-in      |                  |        |                 |
     +-----------------+------------------+        +-----------------+
 
 A and B are communities of one street, 0.02° apart, so a z16 tile of one never meets the other.
@@ -29,7 +31,7 @@ from django.utils import timezone
 
 from grid.models import Building, Community, GridCell, Role, ServiceCentre, Street
 from grid.services import buildings_reassign
-from orgs.models import Visit
+from orgs.models import StationContact, StationedCadre, Visit
 from tests.factories import (
     ORIGIN,
     BuildingFactory,
@@ -46,6 +48,7 @@ from tests.orgs_factories import (
     CommunityOrgFactory,
     GridBranchFactory,
     PartyMemberFactory,
+    StationedCadreFactory,
     StreetCommitteeFactory,
 )
 from tests.people import user_with
@@ -243,6 +246,15 @@ def visit(building: Building, when: datetime) -> Visit:
     )
 
 
+def check_in(cadre: StationedCadre, place: Point, when: datetime, *, on_site: bool = True) -> StationContact:
+    user = User.objects.get_or_create(username="tile-visits")[0]
+    return StationContact.objects.create(
+        id=uuid.uuid4(), occurred_at=when, reporter=user, reporter_name=cadre.name, place=place,
+        community=cadre.community, kind=StationContact.Kind.CHECK_IN, cadre=cadre, on_site=on_site,
+        payload_hash="x" * 64,
+    )
+
+
 def build_world() -> World:
     street = StreetFactory(geom=multi(rect(X, Y, X + 0.04, Y + 0.01)))
     committee = StreetCommitteeFactory(street=street)
@@ -270,6 +282,8 @@ def build_world() -> World:
     visit(h_grouped, now - timedelta(days=1))
     visit(h_a2_seen, now - timedelta(hours=1))
     visit(h_b, now - timedelta(days=2))
+    cadre = StationedCadreFactory(community=a, name="驻点干部甲")
+    check_in(cadre, Point(X + 0.001, Y + 0.008, srid=4326), now - timedelta(days=1))
     centre = ServiceCentreFactory(
         street=street, level=ServiceCentre.Level.STREET, geom=Point(X + 0.004, Y + 0.008, srid=4326)
     )

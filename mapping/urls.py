@@ -8,3 +8,7 @@ urlpatterns = [
     path("gaps/summary/", apis.GapSummaryApi.as_view(), name="gap-summary"),
     path("indicators/", indicator_apis.IndicatorsApi.as_view(), name="indicators"),
 ]
+
+from mapping.plans_urls import urlpatterns as _plans  # noqa: E402 - the planners' routes (issue 11)
+
+urlpatterns += _plans

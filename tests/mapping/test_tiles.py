@@ -14,7 +14,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from grid.access import Reach
 from grid.models import Role
+from mapping import tiles, tiles_sql
 from mapping.models import Gap
 from mapping.services import gaps_recompute
 from orgs.models import Visit
@@ -181,6 +183,31 @@ def test_service_centres_and_outlines_with_labels(world: World):
     assert ("甲社区", "outline", "Polygon") in roles and ("甲社区", "label", "Point") in roles
     streets = tile(world.street_admin, "streets", z14)
     assert {f.properties["code"] for f in streets} == {world.street.code}
+
+
+@pytest.mark.parametrize("z", [14, 17, 20])
+def test_the_affine_mercator_places_features_within_one_unit_of_st_transform(world: World, z: int):
+    """tiles_sql._mercator stands in for ST_Transform inside a tile; its error must stay under a
+    unit (1/8 pixel), including at a tile's edges, where neighbouring tiles meet."""
+    address = tiles.tile_address(layer="buildings", **dict(zip("zxy", tile_of(*centre_of(world.h_members), z))))
+    params = tiles.tile_parameters(reach=Reach(everything=True), address=address, today=timezone.localdate())
+    assert params["exact"] is False  # this latitude and zoom use the affine form
+    exact = features(tiles_sql.tile_body(tiles_sql.BUILDINGS, params | {"exact": True}), "buildings")
+    affine = features(tiles_sql.tile_body(tiles_sql.BUILDINGS, params), "buildings")
+    assert [f.id for f in affine] == [f.id for f in exact] and exact
+    for a, e in zip(affine, exact, strict=True):
+        assert abs(a.first_point[0] - e.first_point[0]) <= 1 and abs(a.first_point[1] - e.first_point[1]) <= 1
+
+
+def test_low_zooms_and_high_latitudes_use_the_exact_transform(world: World):
+    today = timezone.localdate()
+    world_tile = tiles.tile_address(layer="streets", z=3, x=6, y=3)
+    assert tiles.tile_parameters(reach=Reach(), address=world_tile, today=today)["exact"] is True
+    # Mohe (53.5° N, China's north tip) at z12: the curvature term reaches half a unit there.
+    north = tiles.tile_address(layer="streets", **dict(zip("zxy", tile_of(122.5, 53.5, 12))))
+    assert tiles.tile_parameters(reach=Reach(), address=north, today=today)["exact"] is True
+    here = tiles.tile_address(layer="streets", **dict(zip("zxy", tile_of(X, Y, 12))))
+    assert tiles.tile_parameters(reach=Reach(), address=here, today=today)["exact"] is False
 
 
 def test_below_its_minimum_zoom_the_buildings_layer_is_empty_without_a_query(world: World):

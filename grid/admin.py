@@ -196,6 +196,21 @@ class MapAdmin(AuditedAdminMixin, ReachAdminMixin, LeafletGeoAdmin):
         return form
 
 
+class ReadOnlyAdminMixin:
+    """Pages that show records written elsewhere (boundary versions, the audit log, synced events):
+    nobody adds, changes or deletes one through the admin. `*args` fits both ModelAdmin's and an
+    inline's has_add_permission."""
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 def _count_of(model: type[Model], fk: str, *, aggregate: Any = None) -> Coalesce:
     """A correlated count (or sum) per row: unlike JOIN + COUNT, two of them do not multiply."""
     rows = model._default_manager.filter(**{fk: OuterRef("pk")}).order_by().values(fk)
@@ -401,7 +416,7 @@ def _valid_to_text(boundary: GridBoundary) -> str:
     return str(boundary.valid.upper) if boundary.valid.upper else "至今"
 
 
-class GridBoundaryInline(admin.TabularInline):
+class GridBoundaryInline(ReadOnlyAdminMixin, admin.TabularInline):
     """The versions of a grid cell, read-only: a redraw is a new version made by the service."""
 
     model = GridBoundary
@@ -413,15 +428,6 @@ class GridBoundaryInline(admin.TabularInline):
     ordering = ["-valid"]
     verbose_name = "边界版本"
     verbose_name_plural = "边界版本（只读；重新划定请用“新增网格边界版本”）"
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="生效日期")
     def valid_from(self, obj: GridBoundary) -> Any:
@@ -772,7 +778,7 @@ def audit_events_visible(*, reach: access.Reach, qs: QuerySet[AuditEvent]) -> Qu
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(AuditedAdminMixin, admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, AuditedAdminMixin, admin.ModelAdmin):
     """The audit log, read-only for everyone (the database refuses UPDATE and DELETE anyway)."""
 
     list_display = ["at", "actor_name", "action", "object_type", "object_id", "summary", "street", "ip"]
@@ -804,15 +810,6 @@ class AuditEventAdmin(AuditedAdminMixin, admin.ModelAdmin):
             "view_audit"
         )
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
     @admin.display(description="变更内容")
     def changes_pretty(self, obj: AuditEvent) -> SafeString:
         text = json.dumps(obj.changes, ensure_ascii=False, indent=2, sort_keys=True)
@@ -836,19 +833,18 @@ class RoleGrantForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
-        if self.errors:
-            return data
-        try:
-            roles.role_grant_check(
-                user=data.get("user"),
-                role=data.get("role", ""),
-                street=data.get("street"),
-                community=data.get("community"),
-                grid_cell=data.get("grid_cell"),
-                by=self.grantor,
-            )
-        except GridError as exc:
-            raise forms.ValidationError(exc.message, code=exc.code) from exc
+        if not self.errors:  # the grant is checked once every field is valid
+            try:
+                roles.role_grant_check(
+                    user=data.get("user"),
+                    role=data.get("role", ""),
+                    street=data.get("street"),
+                    community=data.get("community"),
+                    grid_cell=data.get("grid_cell"),
+                    by=self.grantor,
+                )
+            except GridError as exc:
+                raise forms.ValidationError(exc.message, code=exc.code) from exc
         return data
 
     def validate_unique(self) -> None:

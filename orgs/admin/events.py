@@ -16,7 +16,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from grid import selectors as grid_selectors
-from grid.admin import MapWidget, context_features, readonly_map
+from grid.admin import MapWidget, ReadOnlyAdminMixin, context_features, readonly_map
 from orgs.admin.writes import ServiceWritesMixin
 from orgs.models import StationContact, Visit
 
@@ -45,7 +45,7 @@ class FarFromSubjectFilter(admin.SimpleListFilter):
         return queryset
 
 
-class FieldEventAdmin(ServiceWritesMixin, admin.ModelAdmin):
+class FieldEventAdmin(ReadOnlyAdminMixin, ServiceWritesMixin, admin.ModelAdmin):
     """Read-only pages of synced events: the record is what the tablet sent, so nobody adds, edits
     or deletes one here (a correction is a new record from the tablet). Anyone who may view the
     model and reaches the event's place opens it in view mode. Audited like every admin all the
@@ -75,15 +75,6 @@ class FieldEventAdmin(ServiceWritesMixin, admin.ModelAdmin):
     @property
     def media(self) -> forms.Media:
         return super().media + MapWidget().media
-
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).defer(*self._list_defer)

@@ -63,6 +63,11 @@ def tile(user, layer: str, address: tuple[int, int, int], query: str = "") -> li
     return features(response.content, layer)
 
 
+def address_of(layer: str, tile_zxy: tuple[int, int, int]) -> tiles.TileAddress:
+    z, x, y = tile_zxy
+    return tiles.tile_address(layer=layer, z=z, x=x, y=y)
+
+
 def by_code(feats) -> dict:
     return {f.properties.get("code"): f for f in feats}
 
@@ -93,7 +98,9 @@ def test_buildings_carry_the_status_the_map_styles_by(world: World):
 
 
 def test_a_building_last_visited_beyond_the_interval_is_not_visited(world: World, settings):
-    visit(world.h_unvisited, timezone.now() - timedelta(days=settings.WANGGE_RULES["visit_interval_days"] + 1))
+    visit(
+        world.h_unvisited, timezone.now() - timedelta(days=settings.WANGGE_RULES["visit_interval_days"] + 1)
+    )
     assert building_feature(world.street_admin, world.h_unvisited).properties["status"] == "not_visited"
 
 
@@ -152,7 +159,8 @@ def test_visits_are_counted_below_zoom_15(world: World):
     west, south, east, north = tile_bounds(z13)
     margin = (east - west) * 64 / 4096  # the tile's buffer
     inside = [
-        v for v in Visit.objects.all()
+        v
+        for v in Visit.objects.all()
         if west - margin <= v.place.x <= east + margin and south - margin <= v.place.y <= north + margin
     ]
     found = tile(world.street_admin, "visits", z13)
@@ -189,7 +197,7 @@ def test_service_centres_and_outlines_with_labels(world: World):
 def test_the_affine_mercator_places_features_within_one_unit_of_st_transform(world: World, z: int):
     """tiles_sql._mercator stands in for ST_Transform inside a tile; its error must stay under a
     unit (1/8 pixel), including at a tile's edges, where neighbouring tiles meet."""
-    address = tiles.tile_address(layer="buildings", **dict(zip("zxy", tile_of(*centre_of(world.h_members), z))))
+    address = address_of("buildings", tile_of(*centre_of(world.h_members), z))
     params = tiles.tile_parameters(reach=Reach(everything=True), address=address, today=timezone.localdate())
     assert params["exact"] is False  # this latitude and zoom use the affine form
     exact = features(tiles_sql.tile_body(tiles_sql.BUILDINGS, params | {"exact": True}), "buildings")
@@ -204,9 +212,9 @@ def test_low_zooms_and_high_latitudes_use_the_exact_transform(world: World):
     world_tile = tiles.tile_address(layer="streets", z=3, x=6, y=3)
     assert tiles.tile_parameters(reach=Reach(), address=world_tile, today=today)["exact"] is True
     # Mohe (53.5° N, China's north tip) at z12: the curvature term reaches half a unit there.
-    north = tiles.tile_address(layer="streets", **dict(zip("zxy", tile_of(122.5, 53.5, 12))))
+    north = address_of("streets", tile_of(122.5, 53.5, 12))
     assert tiles.tile_parameters(reach=Reach(), address=north, today=today)["exact"] is True
-    here = tiles.tile_address(layer="streets", **dict(zip("zxy", tile_of(X, Y, 12))))
+    here = address_of("streets", tile_of(X, Y, 12))
     assert tiles.tile_parameters(reach=Reach(), address=here, today=today)["exact"] is False
 
 
@@ -261,12 +269,15 @@ def test_a_grid_worker_sees_their_cell_and_community_outline_but_not_the_next(wo
     z13 = tile_of(X + 0.02, Y + 0.005, 13)
     names = {f.properties["name"] for f in tile(world.worker_a1, "communities", z13)}
     assert names == {"甲社区"}
-    assert {f.properties["name"] for f in tile(world.street_admin, "communities", z13)} == {"甲社区", "乙社区"}
+    assert {f.properties["name"] for f in tile(world.street_admin, "communities", z13)} == {
+        "甲社区",
+        "乙社区",
+    }
     # Community B's admin sees B's buildings and nothing of A.
     assert tile(world.admin_b, "buildings", tile_of(*centre_of(world.h_members), 16)) == []
-    assert {f.properties["code"] for f in tile(world.admin_b, "buildings", tile_of(*centre_of(world.h_b), 16))} == {
-        world.h_b.code
-    }
+    assert {
+        f.properties["code"] for f in tile(world.admin_b, "buildings", tile_of(*centre_of(world.h_b), 16))
+    } == {world.h_b.code}
 
 
 def test_signing_in_is_required_and_a_role_without_places_reads_nothing(world: World):

@@ -164,7 +164,10 @@ def test_etag_revalidation_answers_304_until_the_tile_changes(world: World):
 def test_with_redis_down_tiles_are_still_served(world: World, settings, caplog):
     url = tile_url("buildings", tile_of(*centre_of(world.h_members), 17))
     settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:9/0"}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",
+        }
     }
     response, rendered = fetch(world.street_admin, url)
     assert response.status_code == 200 and rendered

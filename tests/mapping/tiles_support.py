@@ -240,17 +240,32 @@ def visit(building: Building, when: datetime) -> Visit:
     """A household visit (test data written directly: the sync path is tested in orgs)."""
     user = User.objects.get_or_create(username="tile-visits")[0]
     return Visit.objects.create(
-        id=uuid.uuid4(), occurred_at=when, reporter=user, reporter_name="测试网格员", place=building.point,
-        community=building.community, grid_cell=building.grid_cell, building=building,
-        kind=Visit.Kind.HOUSEHOLD, household="101室", payload_hash="x" * 64,
+        id=uuid.uuid4(),
+        occurred_at=when,
+        reporter=user,
+        reporter_name="测试网格员",
+        place=building.point,
+        community=building.community,
+        grid_cell=building.grid_cell,
+        building=building,
+        kind=Visit.Kind.HOUSEHOLD,
+        household="101室",
+        payload_hash="x" * 64,
     )
 
 
 def check_in(cadre: StationedCadre, place: Point, when: datetime, *, on_site: bool = True) -> StationContact:
     user = User.objects.get_or_create(username="tile-visits")[0]
     return StationContact.objects.create(
-        id=uuid.uuid4(), occurred_at=when, reporter=user, reporter_name=cadre.name, place=place,
-        community=cadre.community, kind=StationContact.Kind.CHECK_IN, cadre=cadre, on_site=on_site,
+        id=uuid.uuid4(),
+        occurred_at=when,
+        reporter=user,
+        reporter_name=cadre.name,
+        place=place,
+        community=cadre.community,
+        kind=StationContact.Kind.CHECK_IN,
+        cadre=cadre,
+        on_site=on_site,
         payload_hash="x" * 64,
     )
 
@@ -265,8 +280,12 @@ def build_world() -> World:
     a1 = GridCellFactory(community=a, name="甲一网格", boundary=rect(X, Y, X + 0.005, Y + 0.01))
     a2 = GridCellFactory(community=a, name="甲二网格", boundary=rect(X + 0.005, Y, X + 0.01, Y + 0.01))
     b1 = GridCellFactory(community=b, name="乙一网格", boundary=rect(X + 0.03, Y, X + 0.04, Y + 0.01))
-    h_members = BuildingFactory(community=a, name="甲1栋", geom=square(X + 0.001, Y + 0.001, 0.0003), households=30)
-    h_grouped = BuildingFactory(community=a, name="甲2栋", geom=square(X + 0.002, Y + 0.002, 0.0003), households=20)
+    h_members = BuildingFactory(
+        community=a, name="甲1栋", geom=square(X + 0.001, Y + 0.001, 0.0003), households=30
+    )
+    h_grouped = BuildingFactory(
+        community=a, name="甲2栋", geom=square(X + 0.002, Y + 0.002, 0.0003), households=20
+    )
     h_unvisited = BuildingFactory(community=a, name="甲3栋", geom=square(X + 0.007, Y + 0.001, 0.0003))
     h_a2_seen = BuildingFactory(community=a, name="甲4栋", geom=square(X + 0.008, Y + 0.002, 0.0003))
     h_b = BuildingFactory(community=b, name="乙1栋", geom=square(X + 0.035, Y + 0.005, 0.0003))
@@ -288,7 +307,18 @@ def build_world() -> World:
         street=street, level=ServiceCentre.Level.STREET, geom=Point(X + 0.004, Y + 0.008, srid=4326)
     )
     return World(
-        street, a, b, a1, a2, b1, h_members, h_grouped, h_unvisited, h_a2_seen, h_b, centre,
+        street,
+        a,
+        b,
+        a1,
+        a2,
+        b1,
+        h_members,
+        h_grouped,
+        h_unvisited,
+        h_a2_seen,
+        h_b,
+        centre,
         street_admin=user_with(Role.STREET_ADMIN, street=street),
         worker_a1=user_with(Role.GRID_WORKER, grid_cell=a1),
         worker_a1_twin=user_with(Role.GRID_WORKER, grid_cell=a1),

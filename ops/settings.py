@@ -164,6 +164,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "mapping.indicator_tasks.take_indicator_snapshots",
         "schedule": crontab(hour=3, minute=45),
     },
+    # Residents' cases past their step's deadline are escalated (督办) within ten minutes; a run
+    # escalates each case at most once per step limit, so overlapping runs change nothing twice.
+    "escalate-overdue-cases": {
+        "task": "orgs.tasks.escalate_overdue_cases",
+        "schedule": timedelta(minutes=10),
+    },
 }
 # Task modules that autodiscovery (which imports each app's tasks.py) does not find.
 CELERY_IMPORTS = ["mapping.indicator_tasks"]
@@ -367,6 +373,18 @@ WANGGE_RULES: dict[str, Any] = {
     # A stationed cadre is behind when the month's on-site days are below this share of an even
     # pace to the month's requirement (the admin cadre list's "进度落后").
     "cadre_pace_share": 0.8,
+}
+
+# Residents' cases (orgs/cases_*.py): the working periods of a working day (holidays and make-up
+# days are data: orgs.WorkCalendarDay), the duplicate search cap and what counts as a repeat place.
+WANGGE_CASES: dict[str, Any] = {
+    "working_periods": [["08:30", "12:00"], ["14:00", "18:00"]],
+    "nearby_max_m": 1000,  # FixMyStreet's cap: farther is another place, whatever the category says
+    "nearby_limit": 20,
+    "repeat_place_radius_m": 50,  # 3+ cases within 50 m in 90 days make a repeat place
+    "repeat_place_min_cases": 3,
+    "repeat_place_days": 90,
+    "escalation_batch": 1000,  # cases per escalation transaction; the sweep loops until none is due
 }
 
 # django-axes' admin pages are English-only; lockouts are cleared with `manage.py axes_reset_username`.

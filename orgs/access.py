@@ -380,3 +380,105 @@ def roster_export_unmasked(*, user: Any, reach: Reach, members: QuerySet[PartyMe
         return False
     pii_members = party_members_in_reach(capability_reach(reach, "view_pii")).values("pk")
     return not members.exclude(pk__in=pii_members).exists()
+
+
+# --- residents' cases (民情事项) ---------------------------------------------------------------
+# A case sits where it was raised: its street, community and the grid cell that held its place on
+# the day (stored on the row, so scoping is three indexed columns, no spatial test). Who may act
+# on it depends on the action: the street and community offices run the loop (立案, 派遣, 结案, 重复);
+# whoever logs events in the place records what happens on site (处理, 反馈, 核查).
+
+from orgs.cases_models import Case, CaseTransition  # noqa: E402 - appended section
+
+CASE_COORDINATOR_ROLES = frozenset({"street_admin", "community_admin"})
+CASE_FIELD_ROLES = CAPABILITIES["log_events"]
+
+
+def cases_in_reach(reach: Reach, qs: QuerySet[Case] | None = None) -> QuerySet[Case]:
+    """Cases by the street, community and grid cell that held them when raised: a grid worker
+    sees their grids' cases, a community or street role the whole unit's."""
+    qs = Case.objects.all() if qs is None else qs
+    if reach.everything:
+        return qs
+    if reach.is_empty:
+        return qs.none()
+    return qs.filter(
+        Q(street_id__in=reach.street_ids)
+        | Q(community_id__in=reach.community_ids)
+        | Q(grid_cell_id__in=reach.grid_cell_ids)
+    )
+
+
+def case_transitions_in_reach(reach: Reach, qs: QuerySet[CaseTransition] | None = None) -> QuerySet[CaseTransition]:
+    qs = CaseTransition.objects.all() if qs is None else qs
+    if reach.everything:
+        return qs
+    return qs.filter(case__in=cases_in_reach(reach).values("pk"))
+
+
+SCOPES[Case] = cases_in_reach
+SCOPES[CaseTransition] = case_transitions_in_reach
+
+
+def case_get(reach: Reach, case_id: int, qs: QuerySet[Case] | None = None) -> Case:
+    """The one way to fetch a case for a user: NotInReach for missing and forbidden alike."""
+    if not reach.can_read():
+        raise NotInReach
+    qs = Case.objects.all() if qs is None else qs
+    case = cases_in_reach(reach, qs).filter(pk=case_id).first()
+    if case is None:
+        raise NotInReach
+    return case
+
+
+def roles_reach(reach: Reach, roles: Iterable[str]) -> Reach:
+    """The part of `reach` where the user holds one of `roles` (capability_reach for a role set)."""
+    if reach.everything:
+        return reach
+    wanted = frozenset(roles)
+    units: dict[str, set[int]] = {"street": set(), "community": set(), "grid_cell": set()}
+    unit_roles: dict[tuple[str, int], frozenset[str]] = {}
+    for (kind, unit_id), held in reach.unit_roles.items():
+        if held & wanted:
+            units[kind].add(unit_id)
+            unit_roles[(kind, unit_id)] = held & wanted
+    return Reach(
+        street_ids=frozenset(units["street"]),
+        community_ids=frozenset(units["community"]),
+        grid_cell_ids=frozenset(units["grid_cell"]),
+        roles=reach.roles & wanted,
+        user_id=reach.user_id,
+        unit_roles=unit_roles,
+    )
+
+
+def case_place_in(reach: Reach, *, street_id: int | None, community_id: int | None, grid_cell_id: int | None) -> bool:
+    """Whether a place (as a case stores it) lies in `reach`."""
+    return (
+        reach.everything
+        or (street_id is not None and street_id in reach.street_ids)
+        or (community_id is not None and community_id in reach.community_ids)
+        or (grid_cell_id is not None and grid_cell_id in reach.grid_cell_ids)
+    )
+
+
+def ensure_case_action(reach: Reach, case: Case, *, roles: Iterable[str], action_label: str) -> None:
+    """Raise unless the caller may take an action needing one of `roles` on `case` as it is in the
+    database: NotInReach when they cannot see it at all (a grid worker and another grid's case),
+    OutsideEditReach (403) when they see it but hold none of the roles over its place."""
+    place = {"street_id": case.street_id, "community_id": case.community_id, "grid_cell_id": case.grid_cell_id}
+    if not case_place_in(reach, **place):
+        raise NotInReach
+    if not case_place_in(roles_reach(reach, roles), **place):
+        raise OutsideEditReach(f"您的角色不能对该事项执行「{action_label}」", code="case_action_forbidden")
+
+
+def case_action_roles(action: str, from_state: str) -> frozenset[str]:
+    """The roles that may take `action` on a case in `from_state`: the offices run the loop; what
+    happens on site (签收处理, 反馈, 核查, and a failed 核查 sent back) is recorded by whoever logs
+    events in the place."""
+    if action in (CaseTransition.Action.START, CaseTransition.Action.FEEDBACK, CaseTransition.Action.VERIFY):
+        return CASE_FIELD_ROLES
+    if action == CaseTransition.Action.SEND_BACK and from_state == Case.State.FEEDBACK:
+        return CASE_FIELD_ROLES
+    return CASE_COORDINATOR_ROLES

@@ -60,7 +60,10 @@ class CaseCategory(TimestampedModel):
     register_hours = models.DecimalField("立案时限（工作时）", max_digits=6, decimal_places=1, default=1)
     dispatch_hours = models.DecimalField("派遣时限（工作时）", max_digits=6, decimal_places=1, default=1)
     handle_hours = models.DecimalField(
-        "处置时限（工作时）", max_digits=6, decimal_places=1, help_text="1个工作日=8工作时"
+        "处置时限（工作时）",
+        max_digits=6,
+        decimal_places=1,
+        help_text="按工作时计；1个工作日即一天的工作时段（默认8:30–12:00、14:00–18:00，共7.5工作时）",
     )
     verify_hours = models.DecimalField("核查时限（工作时）", max_digits=6, decimal_places=1, default=4)
     close_hours = models.DecimalField("结案时限（工作时）", max_digits=6, decimal_places=1, default=2)
@@ -371,3 +374,42 @@ class CaseTransition(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.case_id} {self.get_action_display()} {self.at:%Y-%m-%d %H:%M}"
+
+
+# --- the loop, as data: services apply it, selectors show it, tests walk it ------------------
+_S = Case.State
+_A = CaseTransition.Action
+
+# action -> {from state: to state}. 退回 goes back exactly one step; 重复 applies before a case is
+# dispatched (afterwards a body is working on it, and 退回 comes first).
+FLOW: dict[str, dict[str, str]] = {
+    _A.ACCEPT: {_S.REPORTED: _S.REGISTERED},
+    _A.DECLINE: {_S.REPORTED: _S.REJECTED},
+    _A.DISPATCH: {_S.REGISTERED: _S.DISPATCHED},
+    _A.START: {_S.DISPATCHED: _S.IN_PROGRESS},
+    _A.FEEDBACK: {_S.IN_PROGRESS: _S.FEEDBACK},
+    _A.VERIFY: {_S.FEEDBACK: _S.VERIFIED},
+    _A.CLOSE: {_S.VERIFIED: _S.CLOSED},
+    _A.SEND_BACK: {
+        _S.REGISTERED: _S.REPORTED,
+        _S.DISPATCHED: _S.REGISTERED,
+        _S.IN_PROGRESS: _S.DISPATCHED,
+        _S.FEEDBACK: _S.IN_PROGRESS,  # 核查不通过: back to the body that handled it
+        _S.VERIFIED: _S.FEEDBACK,
+    },
+    _A.MERGE: {_S.REPORTED: _S.MERGED, _S.REGISTERED: _S.MERGED},
+}
+# What a person must say: why not, why back, what was done, why a duplicate.
+REASON_REQUIRED = frozenset({_A.DECLINE, _A.SEND_BACK, _A.FEEDBACK})
+# 核查 is a re-check on site: the position is part of it.
+POSITION_REQUIRED = frozenset({_A.VERIFY})
+# The category's limit that runs while a case is in each open state. 签收处理 keeps the deadline
+# set at 派遣: 处置时限 covers both waiting for the body and its work.
+STEP_LIMIT_FIELD: dict[str, str] = {
+    _S.REPORTED: "register_hours",
+    _S.REGISTERED: "dispatch_hours",
+    _S.DISPATCHED: "handle_hours",
+    _S.IN_PROGRESS: "handle_hours",
+    _S.FEEDBACK: "verify_hours",
+    _S.VERIFIED: "close_hours",
+}

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from orgs.apis import enterprises, events, members, org_records, organisations, rules, staff
+from orgs.apis import cases, enterprises, events, members, org_records, organisations, rules, staff
 
 app_name = "orgs"
 urlpatterns = [
@@ -35,4 +35,11 @@ urlpatterns = [
     path("station-contacts/", events.ContactListApi.as_view(), name="contact-list"),
     path("sync/visits/", events.VisitSyncApi.as_view(), name="visit-sync"),
     path("sync/station-contacts/", events.ContactSyncApi.as_view(), name="contact-sync"),
+    # Residents' cases (民情台账)
+    path("cases/", cases.CaseListApi.as_view(), name="case-list"),
+    path("cases/nearby/", cases.CaseNearbyApi.as_view(), name="case-nearby"),
+    path("cases/statistics/", cases.CaseStatisticsApi.as_view(), name="case-statistics"),
+    path("cases/categories/", cases.CaseCategoryListApi.as_view(), name="case-categories"),
+    path("cases/<int:pk>/", cases.CaseDetailApi.as_view(), name="case-detail"),
+    path("cases/<int:pk>/transitions/", cases.CaseTransitionsApi.as_view(), name="case-transitions"),
 ]

@@ -75,31 +75,34 @@ def _calendar_days():
     return days
 
 
-# (code, group, name, default body, handle hours, urgent, duplicate radius m). The limits follow
-# the 数字城管 manuals' usual values (CJ/T 315 立案/处置/结案; local manuals: 暴露垃圾 1 工作日,
-# 道路不洁 5 工作时, 违法搭建 15 工作日); 立案 1 h, 派遣 1 h, 核查 4 h and 结案 2 h for every
-# category. Urgent ones run on continuous hours. A blank default body leaves the case to the grid's
-# responsible body or the territorial community (属地兜底).
+# (code, group, name, default body, handle limit in working hours, urgent, duplicate radius m).
+# The limits follow the 数字城管 manuals' usual values (CJ/T 315 立案/处置/结案; local manuals:
+# 暴露垃圾 1 工作日, 道路不洁 5 工作时, 违法搭建 15 工作日). A working day is the calendar's working
+# time of one day (8:30–12:00 and 14:00–18:00: 7.5 工作时), so "N 工作日" is stored as N × 7.5 h and
+# falls due at the same clock time N working days later. 立案 1 h, 派遣 1 h, 核查 4 h and 结案 2 h
+# for every category (the model's defaults). Urgent ones run on continuous hours. A blank default
+# body leaves the case to the grid's responsible body or the territorial community (属地兜底).
+DAY = 7.5
 CATEGORIES = [
-    ("SR01", "市容环境", "暴露垃圾", "街道环卫所", 8, False, 250),
+    ("SR01", "市容环境", "暴露垃圾", "街道环卫所", 1 * DAY, False, 250),
     ("SR02", "市容环境", "道路不洁", "街道环卫所", 5, False, 250),
-    ("SR03", "市容环境", "乱张贴乱涂写", "街道城管执法中队", 8, False, 100),
-    ("SR04", "市容环境", "违规户外广告", "街道城管执法中队", 40, False, 250),
+    ("SR03", "市容环境", "乱张贴乱涂写", "街道城管执法中队", 1 * DAY, False, 100),
+    ("SR04", "市容环境", "违规户外广告", "街道城管执法中队", 5 * DAY, False, 250),
     ("JM01", "街面秩序", "占道经营", "街道城管执法中队", 4, False, 100),
-    ("JM02", "街面秩序", "店外经营", "街道城管执法中队", 8, False, 100),
+    ("JM02", "街面秩序", "店外经营", "街道城管执法中队", 1 * DAY, False, 100),
     ("JM03", "街面秩序", "非机动车乱停放", "街道城管执法中队", 4, False, 100),
-    ("SG01", "施工管理", "违法搭建", "街道城管执法中队", 120, False, 100),
-    ("SG02", "施工管理", "噪声扰民", "街道综合行政执法队", 16, False, 250),
-    ("SS01", "设施管理", "路灯损坏", "区路灯管理所", 24, False, 250),
+    ("SG01", "施工管理", "违法搭建", "街道城管执法中队", 15 * DAY, False, 100),
+    ("SG02", "施工管理", "噪声扰民", "街道综合行政执法队", 2 * DAY, False, 250),
+    ("SS01", "设施管理", "路灯损坏", "区路灯管理所", 3 * DAY, False, 250),
     ("SS02", "设施管理", "井盖缺失", "区市政设施维护中心", 2, True, 100),
-    ("SS03", "设施管理", "道路破损", "区市政设施维护中心", 40, False, 250),
-    ("YL01", "园林绿化", "绿化损毁", "街道园林绿化站", 40, False, 250),
+    ("SS03", "设施管理", "道路破损", "区市政设施维护中心", 5 * DAY, False, 250),
+    ("YL01", "园林绿化", "绿化损毁", "街道园林绿化站", 5 * DAY, False, 250),
     ("TF01", "突发事件", "安全隐患", "街道应急管理办公室", 4, True, 250),
     ("TF02", "突发事件", "积水内涝", "街道应急管理办公室", 2, True, 500),
-    ("SH01", "社会事务", "邻里纠纷", "", 40, False, 50),
-    ("SH02", "社会事务", "物业问题", "", 40, False, 50),
-    ("SH03", "社会事务", "困难帮扶", "", 40, False, 50),
-    ("QT01", "其他", "其他", "", 40, False, 250),
+    ("SH01", "社会事务", "邻里纠纷", "", 5 * DAY, False, 50),
+    ("SH02", "社会事务", "物业问题", "", 5 * DAY, False, 50),
+    ("SH03", "社会事务", "困难帮扶", "", 5 * DAY, False, 50),
+    ("QT01", "其他", "其他", "", 5 * DAY, False, 250),
 ]
 
 
@@ -122,10 +125,6 @@ def seed(apps, schema_editor):
             },
         )
 
-
-def unseed(apps, schema_editor):
-    apps.get_model("orgs", "WorkCalendarDay").objects.all().delete()
-    apps.get_model("orgs", "CaseCategory").objects.filter(code__in=[c[0] for c in CATEGORIES]).delete()
 
 
 class Migration(migrations.Migration):
@@ -163,7 +162,7 @@ class Migration(migrations.Migration):
                 ('default_body', models.CharField(blank=True, help_text='网格未指定责任主体时派遣至此；留空则由属地社区兜底', max_length=128, verbose_name='默认责任单位')),
                 ('register_hours', models.DecimalField(decimal_places=1, default=1, max_digits=6, verbose_name='立案时限（工作时）')),
                 ('dispatch_hours', models.DecimalField(decimal_places=1, default=1, max_digits=6, verbose_name='派遣时限（工作时）')),
-                ('handle_hours', models.DecimalField(decimal_places=1, help_text='1个工作日=8工作时', max_digits=6, verbose_name='处置时限（工作时）')),
+                ('handle_hours', models.DecimalField(decimal_places=1, help_text='按工作时计；1个工作日即一天的工作时段（默认8:30–12:00、14:00–18:00，共7.5工作时）', max_digits=6, verbose_name='处置时限（工作时）')),
                 ('verify_hours', models.DecimalField(decimal_places=1, default=4, max_digits=6, verbose_name='核查时限（工作时）')),
                 ('close_hours', models.DecimalField(decimal_places=1, default=2, max_digits=6, verbose_name='结案时限（工作时）')),
                 ('urgent', models.BooleanField(default=False, help_text='紧急类别按自然小时连续计时，不扣除休息日', verbose_name='紧急')),
@@ -327,5 +326,6 @@ class Migration(migrations.Migration):
             model_name='casetransition',
             constraint=models.CheckConstraint(condition=models.Q(models.Q(('action', 'verify'), _negated=True), ('position__isnull', False), _connector='OR'), name='casetransition_verify_has_position', violation_error_code='case_position_required', violation_error_message='核查必须记录现场定位'),
         ),
-        migrations.RunPython(seed, unseed),
+        # Backwards the tables are dropped with their rows.
+        migrations.RunPython(seed, migrations.RunPython.noop),
     ]

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
-from decimal import Decimal
 from typing import Any
 
 from django.db.models import Q, QuerySet
 
 from grid.access import Reach
-from grid.audit import audit_record
+from grid.audit import audit_record, audit_value
 from grid.models import Building, Community
 from orgs import access
 from orgs.models import (
@@ -19,22 +17,11 @@ from orgs.models import (
 )
 
 
-def plain(value: Any) -> Any:
-    """A field value as JSON: related objects by id, dates as ISO text, decimals as text."""
-    if hasattr(value, "pk"):
-        return value.pk
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
-
-
 def snapshot(obj: Any, fields: Iterable[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in fields:
         field = obj._meta.get_field(name)
-        out[name] = getattr(obj, field.attname) if field.is_relation else plain(getattr(obj, name))
+        out[name] = getattr(obj, field.attname) if field.is_relation else audit_value(getattr(obj, name))
     return out
 
 

@@ -31,6 +31,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from grid.access import Reach
+from grid.audit import audit_value
 from grid.changes import communities_changed
 from grid.models import AuditEvent, Building, Community, GridCell, Street
 from orgs.errors import AttachmentInvalid, OrgError, TreeMismatch
@@ -49,7 +50,6 @@ from orgs.services.common import (
     changed_fields,
     ensure_editable,
     org_community_ids,
-    plain,
     snapshot,
 )
 
@@ -546,7 +546,7 @@ def star_rating_record(
         AuditEvent.Action.CREATE if created else AuditEvent.Action.UPDATE,
         rating,
         f"“{org.name}”{year}年度星级评定：{rating.stars}星",
-        changes={"year": year, **{k: plain(v) for k, v in values.items()}},
+        changes={"year": year, **{k: audit_value(v) for k, v in values.items()}},
         street_id=org.street_id,
     )
     communities_changed(_org_communities(org.pk))

@@ -23,7 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -339,30 +339,23 @@ def _check_row(row: _Row, lookups: _Lookups, today: date) -> list[RowError]:  # 
     def err(key: str, code: str, message: str) -> None:
         errors.append(RowError(n, _label(key), code, message))
 
+    def choice(key: str, labels: Mapping[str, str], code: str, message: str) -> None:
+        """A column that takes one of `labels`: another label is refused (`message` formatted with
+        it) and the field left empty."""
+        text = _text(v.get(key))
+        if text:
+            if text not in labels:
+                err(key, code, message.format(text))
+            row.fields[key] = labels.get(text)
+
     for key in REQUIRED_VALUES:
         if key not in row.formula_keys and not _text(v.get(key)):
             err(key, "value_missing", f"“{_label(key)}”不能为空")
     f = row.fields
     f["name"] = _text(v.get("name"))[:32]
-    gender = _text(v.get("gender"))
-    if gender:
-        if gender not in GENDERS:
-            err("gender", "gender_unknown", f"性别应为“男”或“女”，而不是“{gender}”")
-        f["gender"] = GENDERS.get(gender)
-    category = _text(v.get("category"))
-    if category:
-        if category not in CATEGORIES:
-            err(
-                "category",
-                "category_unknown",
-                f"党员类别“{category}”无法识别（在职/离退休/流动党员/失联党员/其他）",
-            )
-        f["category"] = CATEGORIES.get(category)
-    status = _text(v.get("status"))
-    if status:
-        if status not in STATUSES:
-            err("status", "status_unknown", f"党员状态“{status}”无法识别（正式党员/预备党员）")
-        f["status"] = STATUSES.get(status)
+    choice("gender", GENDERS, "gender_unknown", "性别应为“男”或“女”，而不是“{}”")
+    choice("category", CATEGORIES, "category_unknown", "党员类别“{}”无法识别（在职/离退休/流动党员/失联党员/其他）")
+    choice("status", STATUSES, "status_unknown", "党员状态“{}”无法识别（正式党员/预备党员）")
     id_text = _text(v.get("id_number"))
     id_number = None
     if id_text:

@@ -354,6 +354,7 @@ def plan_copy(*, plan: Plan, name: str = "") -> Plan:
     """A new draft with `plan`'s cells as they stand (not its edit log). A copy of a draft keeps
     what the draft was based on (it is the same redraw); a copy of an applied or abandoned plan is
     based on today's boundaries."""
+    plan = Plan.objects.select_related("community").get(pk=plan.pk)  # its state as stored now
     cells = PlanCell.objects.filter(plan=plan)
     return plan_create_from_shapes(
         community=plan.community,
@@ -369,6 +370,7 @@ def plan_copy(*, plan: Plan, name: str = "") -> Plan:
 
 def plan_revert(*, plan: Plan, name: str = "") -> Plan:
     """A new draft from the shapes an applied plan put in force: applying it reverts to them."""
+    plan = Plan.objects.select_related("community").get(pk=plan.pk)  # its state as stored now
     if plan.state != Plan.State.APPLIED:
         raise DomainError("只能恢复已应用的方案", code="plan_not_applied")
     cells = PlanCell.objects.filter(plan=plan)

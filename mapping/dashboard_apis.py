@@ -24,19 +24,26 @@ from mapping.indicator_apis import IndicatorFiguresSerializer
 TAG = "看板"
 
 
-class SearchHitSerializer(serializers.Serializer):
-    type = serializers.ChoiceField(choices=list(dashboard.SEARCH_KINDS.items()), help_text="对象类型")
-    type_display = serializers.CharField(help_text="对象类型（中文）")
-    code = serializers.CharField(help_text="编码（两新组织为统一社会信用代码，可为空）")
-    label = serializers.CharField(help_text="名称")
-    context = serializers.CharField(help_text="补充说明：所属街道/社区，党组织的类别")
-    bbox = serializers.ListField(
-        child=serializers.FloatField(),
-        allow_null=True,
-        min_length=4,
-        max_length=4,
-        help_text="外接矩形 [最小经度, 最小纬度, 最大经度, 最大纬度]（WGS-84），用于缩放地图；无位置时为 null",
-    )
+# `label` and `context` are also attributes of a DRF field and serializer: the fields are given as
+# a mapping (the metaclass takes them out of the class body either way).
+SearchHitSerializer: type[serializers.Serializer] = type(
+    "SearchHitSerializer",
+    (serializers.Serializer,),
+    {
+        "type": serializers.ChoiceField(choices=list(dashboard.SEARCH_KINDS.items()), help_text="对象类型"),
+        "type_display": serializers.CharField(help_text="对象类型（中文）"),
+        "code": serializers.CharField(help_text="编码（两新组织为统一社会信用代码，可为空）"),
+        "label": serializers.CharField(help_text="名称"),
+        "context": serializers.CharField(help_text="补充说明：所属街道/社区，党组织的类别"),
+        "bbox": serializers.ListField(
+            child=serializers.FloatField(),
+            allow_null=True,
+            min_length=4,
+            max_length=4,
+            help_text="外接矩形 [最小经度, 最小纬度, 最大经度, 最大纬度]（WGS-84），用于缩放地图；无位置时为 null",
+        ),
+    },
+)
 
 
 class SearchOutputSerializer(serializers.Serializer):

@@ -240,7 +240,7 @@ function style() {
     const isKind = ['==', ['get', 'kind'], kind];
     layers.push(
       { id: `gap-${kind}-area`, type: 'fill', source: 'gaps', 'source-layer': 'gaps', filter: ['all', isKind, ['==', ['geometry-type'], 'Polygon']],
-        paint: { 'fill-color': GAP_COLOUR[kind], 'fill-opacity': 0.35, 'fill-outline-color': GAP_COLOUR[kind] } },
+        paint: { 'fill-color': GAP_COLOUR[kind], 'fill-opacity': 0.25, 'fill-outline-color': GAP_COLOUR[kind] } },
       { id: `gap-${kind}-point`, type: 'circle', source: 'gaps', 'source-layer': 'gaps', filter: ['all', isKind, ['==', ['geometry-type'], 'Point']],
         paint: { 'circle-color': GAP_COLOUR[kind], 'circle-radius': ['interpolate', ['linear'], ['zoom'], 12, 3, 17, 7], 'circle-stroke-color': '#fff', 'circle-stroke-width': 1 } },
     );
@@ -372,16 +372,17 @@ function showPopup(lngLat, ...content) {
   popup = new maplibregl.Popup({ maxWidth: '320px' }).setLngLat(lngLat).setDOMContent(h('div', { class: 'popup' }, ...content)).addTo(map);
 }
 
-function gapPopup(p, lngLat) {
-  const age = Number(p.age_days);
-  showPopup(
-    lngLat,
+function gapContent(p) {
+  return h('div', { class: 'gap' },
     h('strong', { class: 'kind', style: `--c:${GAP_COLOUR[p.kind]}` }, GAP_LABELS[p.kind] || p.kind),
     h('div', {}, p.subject_label || p.subject_code || ''),
     h('div', {}, '兜底组织：', p.responsible || '（无）'),
-    h('div', {}, `已存在 ${age} 天（${p.since} 发现）`),
-    p.grid_code ? h('div', { class: 'meta' }, `网格 ${p.grid_code}`) : null,
-  );
+    h('div', {}, `已存在 ${Number(p.age_days)} 天（${p.since} 发现）`),
+    p.grid_code ? h('div', { class: 'meta' }, `网格 ${p.grid_code}`) : null);
+}
+
+function gapPopup(gaps, lngLat) {
+  showPopup(lngLat, ...gaps.slice(0, 4).map(gapContent), gaps.length > 4 ? h('div', { class: 'meta' }, `另有 ${gaps.length - 4} 个缺口`) : null);
 }
 
 const POPUP_LAYERS = () => [
@@ -393,10 +394,11 @@ const POPUP_LAYERS = () => [
 
 map.on('click', (e) => {
   const hits = map.queryRenderedFeatures(e.point, { layers: POPUP_LAYERS() });
-  if (hits.length) {
-    const f = hits[0];
+  // Things at a point (a gap's subject, a building, a centre, a check-in) answer with a popup.
+  const f = hits.find((hit) => !hit.layer.id.endsWith('-area'));
+  if (f) {
     const p = f.properties;
-    if (f.layer.id.startsWith('gap-')) gapPopup(p, e.lngLat);
+    if (f.layer.id.startsWith('gap-')) gapPopup(hits.filter((hit) => hit.layer.id.startsWith('gap-') && !hit.layer.id.endsWith('-area')).map((hit) => hit.properties), e.lngLat);
     else if (f.layer.id === 'checkins') showPopup(e.lngLat, h('strong', {}, '驻点签到'), h('div', {}, p.reporter_name || ''), h('div', {}, localTime(p.occurred_at)), h('div', {}, p.summary || ''));
     else if (f.layer.id === 'centres-point') showPopup(e.lngLat, h('strong', {}, p.name), h('div', {}, `服务半径 ${p.radius_m || CONFIG.centre_reach_m} 米`));
     else {
@@ -406,14 +408,18 @@ map.on('click', (e) => {
     }
     return;
   }
-  // Drill down: a street's communities, a community's grid cells.
+  // Areas (a grid without branch, a part beyond every centre) cover whole units: the click still
+  // drills down (a street's communities, a community's grid cells), and says which gaps are there.
+  const areas = hits.filter((hit) => hit.layer.id.endsWith('-area')).map((hit) => hit.properties);
+  if (areas.length) gapPopup(areas, e.lngLat);
+  else if (popup) popup.remove();
   const depth = state.unit ? state.unit.type : 'street';
   if (depth === 'street') {
     const community = map.queryRenderedFeatures(e.point, { layers: ['communities-hit'] })[0];
     if (community) { selectUnit(community.properties.code, { fit: true }); return; }
   }
   const cell = map.queryRenderedFeatures(e.point, { layers: ['grid-fill'] })[0];
-  if (cell) selectUnit(cell.properties.code, { fit: true });
+  if (cell && cell.properties.code !== state.unit?.code) selectUnit(cell.properties.code, { fit: true });
 });
 for (const id of ['grid-fill', 'communities-hit', 'buildings-fill', 'checkins', 'centres-point', ...GAP_KINDS.flatMap(gapLayers)]) {
   map.on('mouseenter', id, () => { map.getCanvas().style.cursor = 'pointer'; });
@@ -547,7 +553,7 @@ async function loadIndicators(unit) {
     return;
   }
   if (unit !== state.unit) return;
-  meta.textContent = `${data.unit.name}（${data.unit.code}） · 计算于 ${localTime(data.computed_at)} · 趋势为近 ${data.history.length} 个每日快照`;
+  meta.textContent = `${data.unit.name}（${data.unit.code}） · 计算于 ${localTime(data.computed_at)} · ${data.history.length ? `趋势：近 ${data.history.length} 个每日快照` : '尚无每日快照'}`;
   meta.dataset.code = data.unit.code;
   const history = data.history;
   const rows = INDICATOR_ROWS.map((key) => {
@@ -625,7 +631,7 @@ function zoomToGap(feature) {
     applyLayerVisibility();
   }
   const p = feature.properties;
-  gapPopup({ ...p, responsible: p.responsible_label, age_days: daysBetween(p.since), since: p.since.slice(0, 10) }, centre);
+  gapPopup([{ ...p, responsible: p.responsible_label, age_days: daysBetween(p.since), since: p.since.slice(0, 10) }], centre);
   for (const row of $$('#gap-list tbody tr')) row.classList.toggle('selected', row.dataset.id === String(feature.id));
 }
 

@@ -66,12 +66,42 @@ class _ExportView(ReachAPIView):
     content_negotiation_class = _ErrorsAsJSON
 
 
+# A unit code's length says its level (CJ/T 349: 6-digit area + 3 street + 3 community + 3 grid).
+_UNIT_FILTER_BY_LENGTH = {9: "street", 12: "community", 15: "grid_cell"}
+
+
+class GapExportFilterSerializer(GapListApi.FilterSerializer):
+    """The filters of GET /api/gaps/, and `unit`: the code of the street, community or grid cell
+    the page shows (the dashboard's own parameter), the same as giving it as street, community
+    or grid_cell. The page's other state in the query string (layers, map view…) is ignored."""
+
+    unit = serializers.CharField(
+        required=False, max_length=15, help_text="单元编码：街道9位、社区12位或网格15位"
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        unit = attrs.pop("unit", None)
+        if unit:
+            level = _UNIT_FILTER_BY_LENGTH.get(len(unit)) if unit.isascii() and unit.isdigit() else None
+            if level is None:
+                raise serializers.ValidationError(
+                    {"unit": ["应为街道（9位）、社区（12位）或网格（15位）编码"]}
+                )
+            if attrs.get(level, unit) != unit:
+                raise serializers.ValidationError({"unit": [f"与 {level} 参数指向不同的单元"]})
+            attrs[level] = unit
+        return attrs
+
+
+def _gap_filters(request: Request) -> tuple[dict[str, Any], Any]:
+    return parse_query(GapExportFilterSerializer, request), parse_bbox(request.query_params.get("in_bbox"))
+
+
 class GapsXlsxExportView(_ExportView):
-    """覆盖缺口清单 (Excel): the filters of GET /api/gaps/, the whole list (no pages)."""
+    """覆盖缺口清单 (Excel): the filters of GET /api/gaps/ (or the page's unit), the whole list."""
 
     def get(self, request: Request) -> HttpResponse:
-        filters = parse_query(GapListApi.FilterSerializer, request)
-        bbox = parse_bbox(request.query_params.get("in_bbox"))
+        filters, bbox = _gap_filters(request)
         return attachment(exports.gaps_xlsx_export(reach=self.reach, filters=filters, bbox=bbox))
 
 
@@ -79,8 +109,7 @@ class GapsGeoJsonExportView(_ExportView):
     """覆盖缺口清单 (GeoJSON): the same list, each gap a feature."""
 
     def get(self, request: Request) -> HttpResponse:
-        filters = parse_query(GapListApi.FilterSerializer, request)
-        bbox = parse_bbox(request.query_params.get("in_bbox"))
+        filters, bbox = _gap_filters(request)
         return attachment(exports.gaps_geojson_export(reach=self.reach, filters=filters, bbox=bbox))
 
 

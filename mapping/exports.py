@@ -486,6 +486,8 @@ def indicator_table(*, unit: IndicatorUnit, at: datetime) -> list[IndicatorRow]:
         UnitType.STREET: {UnitType.STREET, UnitType.COMMUNITY, UnitType.GRID_CELL},
         UnitType.COMMUNITY: {UnitType.COMMUNITY, UnitType.GRID_CELL},
     }[UnitType(unit.type)]
+    # indicators_compute answers one unit; the table needs every unit of the same communities, which
+    # is the snapshot's statement without its unit filter: same parameters, same figures.
     params = indicators._parameters(
         community_ids=unit.community_ids, day=timezone.localtime(at).date(), at=at
     )

@@ -162,6 +162,23 @@ def test_the_gap_exports_take_the_filters_of_the_api(computed: Scene, params):
     } == expected
 
 
+def test_the_gap_exports_take_the_unit_the_page_shows(computed: Scene):
+    """The dashboard links with its own query string: unit=CODE beside its view state."""
+    s = computed
+    admin = user_with(Role.STREET_ADMIN, street=s.street)
+    client = api_client(admin)
+    page_query = {"layers": "cells,gaps", "ind": "visit", "period": "30", "map": "16.00/21.19/110.40"}
+    for unit, same in ((s.a1.code, {"grid_cell": s.a1.code}), (s.b.code, {"community": s.b.code})):
+        _ws, rows = sheet_rows(client.get(GAPS_XLSX, {**page_query, "unit": unit}))
+        assert excel_subjects(rows) == api_subjects(admin, **same) != set()
+    _ws, rows = sheet_rows(client.get(GAPS_XLSX, {"unit": s.street.code}))
+    assert len(rows) - 3 == 15
+    for bad in ({"unit": "abc"}, {"unit": s.a1.code, "grid_cell": s.a2.code}):
+        response = client.get(GAPS_GEOJSON, bad)
+        assert response.status_code == 400 and response.json()["code"] == "invalid_input"
+    assert len(exports_audited()) == 3
+
+
 def test_resolved_gaps_are_listed_with_the_time_they_were_closed(computed: Scene):
     from orgs import services as org_services
 

@@ -71,11 +71,7 @@ class EnterpriseAdmin(ServiceWritesMixin, LeafletGeoAdmin):
         return False
 
     def save_model(self, request: Any, obj: Enterprise, form: Any, change: bool) -> None:
-        data = {f: form.cleaned_data[f] for f in services.ENTERPRISE_FIELDS if f in form.cleaned_data}
-        point = form.cleaned_data.get("geom")
-        if change:
-            saved = self.write(request, services.enterprise_update, enterprise=obj, point=point, **data)
-        else:
-            saved = self.write(request, services.enterprise_create, point=point, **data)
-        obj.pk = saved.pk
-        obj.refresh_from_db()
+        self.save_through(
+            request, obj, form, change, fields=services.ENTERPRISE_FIELDS, point=form.cleaned_data.get("geom"),
+            create=services.enterprise_create, update=services.enterprise_update, object_arg="enterprise",
+        )

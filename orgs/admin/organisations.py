@@ -118,14 +118,11 @@ class PartyOrganisationAdmin(ServiceWritesMixin, admin.ModelAdmin):
         return False
 
     def save_model(self, request: Any, obj: PartyOrganisation, form: Any, change: bool) -> None:
-        data = {f: form.cleaned_data[f] for f in services.ORG_FIELDS if f in form.cleaned_data}
-        buildings = list(form.cleaned_data.get("buildings") or [])
-        if change:
-            saved = self.write(request, services.party_org_update, org=obj, buildings=buildings, **data)
-        else:
-            saved = self.write(request, services.party_org_create, buildings=buildings, **data)
-        obj.pk = saved.pk
-        obj.refresh_from_db()
+        self.save_through(
+            request, obj, form, change, fields=services.ORG_FIELDS,
+            buildings=list(form.cleaned_data.get("buildings") or []),
+            create=services.party_org_create, update=services.party_org_update, object_arg="org",
+        )
 
     def save_formset(self, request: Any, form: Any, formset: Any, change: bool) -> None:
         """The seats inline, one service call per seat added, changed or removed."""
@@ -296,18 +293,11 @@ class CommitteeSeatAdmin(ServiceWritesMixin, admin.ModelAdmin):
     filter_horizontal = ["liaison_communities"]
 
     def save_model(self, request: Any, obj: CommitteeSeat, form: Any, change: bool) -> None:
-        data = {f: v for f, v in form.cleaned_data.items() if f in services.SEAT_FIELDS}
-        communities = list(form.cleaned_data.get("liaison_communities") or [])
-        if change:
-            saved = self.write(
-                request, services.committee_seat_update, seat=obj, liaison_communities=communities, **data
-            )
-        else:
-            saved = self.write(
-                request, services.committee_seat_create, liaison_communities=communities, **data
-            )
-        obj.pk = saved.pk
-        obj.refresh_from_db()
+        self.save_through(
+            request, obj, form, change, fields=services.SEAT_FIELDS,
+            liaison_communities=list(form.cleaned_data.get("liaison_communities") or []),
+            create=services.committee_seat_create, update=services.committee_seat_update, object_arg="seat",
+        )
 
     def delete_model(self, request: Any, obj: CommitteeSeat) -> None:
         self.write(request, services.committee_seat_delete, seat=obj)

@@ -52,13 +52,10 @@ class CadreAdmin(ServiceWritesMixin, admin.ModelAdmin):
     fields = ["name", "unit_name", "street", "user"]
 
     def save_model(self, request: Any, obj: Cadre, form: Any, change: bool) -> None:
-        data = {f: form.cleaned_data[f] for f in services.CADRE_FIELDS if f in form.cleaned_data}
-        if change:
-            saved = self.write(request, services.cadre_update, cadre=obj, **data)
-        else:
-            saved = self.write(request, services.cadre_create, **data)
-        obj.pk = saved.pk
-        obj.refresh_from_db()
+        self.save_through(
+            request, obj, form, change, fields=services.CADRE_FIELDS,
+            create=services.cadre_create, update=services.cadre_update, object_arg="cadre",
+        )
 
     def delete_model(self, request: Any, obj: Cadre) -> None:
         self.write(request, services.cadre_delete, cadre=obj)
@@ -287,15 +284,10 @@ class PartyMemberAdmin(ServiceWritesMixin, PiiAdminMixin, admin.ModelAdmin):
         return qs, distinct
 
     def save_model(self, request: Any, obj: PartyMember, form: Any, change: bool) -> None:
-        data = {f: form.cleaned_data[f] for f in services.MEMBER_FIELDS if f in form.cleaned_data}
-        if change:
-            saved = self.write(
-                request, services.party_member_update, member=obj, **data, **_member_pii_kwargs(form)
-            )
-        else:
-            saved = self.write(request, services.party_member_create, **data, **_member_pii_kwargs(form))
-        obj.pk = saved.pk
-        obj.refresh_from_db()
+        self.save_through(
+            request, obj, form, change, fields=services.MEMBER_FIELDS, **_member_pii_kwargs(form),
+            create=services.party_member_create, update=services.party_member_update, object_arg="member",
+        )
 
 
 class GridWorkerForm(_PiiFormMixin):
@@ -422,12 +414,10 @@ class StationedCadreAdmin(ServiceWritesMixin, admin.ModelAdmin):
         )
 
     def save_model(self, request: Any, obj: StationedCadre, form: Any, change: bool) -> None:
-        data = {f: form.cleaned_data[f] for f in services.STATIONED_FIELDS if f in form.cleaned_data}
-        if change:
-            saved = self.write(request, services.stationed_cadre_update, cadre=obj, **data)
-        else:
-            saved = self.write(request, services.stationed_cadre_create, **data)
-        obj.pk = saved.pk
+        self.save_through(
+            request, obj, form, change, fields=services.STATIONED_FIELDS,
+            create=services.stationed_cadre_create, update=services.stationed_cadre_update, object_arg="cadre",
+        )
 
     def delete_model(self, request: Any, obj: StationedCadre) -> None:
         self.write(request, services.stationed_cadre_delete, cadre=obj)

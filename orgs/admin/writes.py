@@ -17,7 +17,7 @@ registry). A bulk delete calls the object's delete service once per selected obj
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from django.contrib import messages
@@ -66,6 +66,30 @@ class ServiceWritesMixin(AuditedAdminMixin, ReachAdminMixin):
             return service(reach=self._reach(request), **kwargs)
         except DomainError as exc:
             raise RefusedOnSave(as_validation_error(exc)) from exc
+
+    def save_through(
+        self,
+        request: HttpRequest,
+        obj: Any,
+        form: Any,
+        change: bool,
+        *,
+        fields: Iterable[str],
+        create: Callable[..., Any],
+        update: Callable[..., Any],
+        object_arg: str,
+        **extra: Any,
+    ) -> None:
+        """The body of a save_model: the form's values of `fields`, with `extra`, go to the
+        `create` service, or to `update` with the object as its `object_arg`; `obj` then holds
+        what the service wrote."""
+        data = {f: form.cleaned_data[f] for f in fields if f in form.cleaned_data}
+        if change:
+            saved = self.write(request, update, **{object_arg: obj}, **extra, **data)
+        else:
+            saved = self.write(request, create, **extra, **data)
+        obj.pk = saved.pk
+        obj.refresh_from_db()
 
     # --- refusals as form errors --------------------------------------------------------------
 

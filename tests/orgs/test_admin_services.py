@@ -19,7 +19,13 @@ from grid.models import AuditEvent, Community, Role
 from orgs import services
 from orgs.models import Cadre, CommitteeSeat, PartyOrganisation, Rectification, StationedCadre
 from tests.grid.test_admin_audit import change_form_data
-from tests.orgs_factories import CadreFactory, StationedCadreFactory, community_org_for, street_committee_for
+from tests.orgs_factories import (
+    CadreFactory,
+    EnterpriseFactory,
+    StationedCadreFactory,
+    community_org_for,
+    street_committee_for,
+)
 from tests.security.conftest import user_for
 
 pytestmark = pytest.mark.django_db
@@ -290,3 +296,18 @@ def test_a_stationed_cadre_refusal_is_the_services_form_error_and_nothing_writte
     posting.refresh_from_db()
     assert (posting.period_end, posting.name) == (None, StationedCadre.objects.get(pk=posting.pk).name)
     assert posting.name != "改名" and _last_audit_id() == since
+
+
+# --- enterprises ------------------------------------------------------------------------------
+
+
+def test_an_enterprise_edit_is_one_service_write_with_one_audit_row(admin_client, admin_user, space):
+    enterprise = EnterpriseFactory(community=space.a)
+    since = _last_audit_id()
+    response = _post_change(admin_client, admin_user, enterprise, employee_count=45)
+    assert response.status_code == 302, _form_errors(response)
+    enterprise.refresh_from_db()
+    assert enterprise.employee_count == 45
+    [row] = _rows(since, enterprise)
+    assert row.action == AuditEvent.Action.UPDATE and row.changes["employee_count"] == [20, 45]
+    assert "via" not in row.changes and row.actor_id == admin_user.pk

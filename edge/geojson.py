@@ -32,9 +32,9 @@ Numbers (decided here; the comparison test holds them):
   rather than `110.0`, a tiny one as `0.000001` rather than `1e-06`, and PostgreSQL's json text
   has a space after "," and around ":" (a page of buildings is ~7% larger).
 - Types follow the column: text is a string, integers and bigints are numbers, booleans are
-  true/false, dates are "YYYY-MM-DD", NULL is null. DRF differs for two kinds that the layouts
-  here do not use: a DecimalField is a string in DRF (cast to text in the layout) and a
-  DateTimeField is local time with its offset (PostgreSQL writes the session's UTC).
+  true/false, dates are "YYYY-MM-DD", NULL is null. DRF differs for two kinds: a DateTimeField
+  is local time with its offset (use `local_datetime`, which writes DRF's text; PostgreSQL alone
+  would write the session's UTC) and a DecimalField is a string (cast it to text in the layout).
 
 Queries: one statement for the page, its count and its features, whatever the page size (?page=last
 counts first: two).
@@ -57,6 +57,7 @@ from django.db.models.expressions import Combinable
 from django.db.models.functions import RowNumber
 from django.db.models.sql.compiler import SQLCompiler
 from django.http import HttpResponse
+from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -72,6 +73,7 @@ __all__ = [
     "count_and_features",
     "feature_collection_page",
     "features_json",
+    "local_datetime",
     "point_coordinates",
 ]
 
@@ -192,6 +194,56 @@ class PointCoordinates(Func):
 
 def point_coordinates(field_name: str) -> Combinable:
     return PointCoordinates(F(field_name))
+
+
+class LocalDateTime(Func):
+    """A timestamptz as DRF's DateTimeField writes it: local time in the current time zone
+    (settings.TIME_ZONE), ISO 8601, microseconds only when there are any, the zone's offset at
+    that instant ("Z" for UTC), e.g. "2025-03-01T09:30:00+08:00". PostgreSQL's own json of a
+    timestamptz would use the session's zone (UTC under Django) and trim trailing zeros."""
+
+    output_field = CharField()
+    arity = 1
+
+    def as_sql(
+        self,
+        compiler: SQLCompiler,
+        connection: BaseDatabaseWrapper,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra_context: Any,
+    ) -> tuple[str, tuple[Any, ...]]:
+        sql, params = compiler.compile(self.source_expressions[0])
+        zone = timezone.get_current_timezone_name()
+        # The value, its wall-clock time in the zone, and the zone's offset at that instant; each
+        # repeats the column (and its parameters) where it is used.
+        local, local_params = f"(({sql}) AT TIME ZONE %s)", (*params, zone)
+        offset = f"(({sql}) AT TIME ZONE %s - ({sql}) AT TIME ZONE 'UTC')"
+        offset_params = (*params, zone, *params)
+        text = (
+            f"CASE WHEN ({sql}) IS NULL THEN NULL ELSE "
+            f"to_char({local}, 'YYYY-MM-DD\"T\"HH24:MI:SS') "
+            f"|| CASE WHEN mod(date_part('microseconds', {local})::bigint, 1000000) = 0 THEN '' "
+            f"ELSE to_char({local}, '.US') END "
+            f"|| CASE WHEN {offset} = interval '0' THEN 'Z' "
+            f"WHEN {offset} > interval '0' THEN '+' || to_char({offset}, 'HH24:MI') "
+            f"ELSE '-' || to_char(-{offset}, 'HH24:MI') END END"
+        )
+        return text, (
+            *params,
+            *local_params,
+            *local_params,
+            *local_params,
+            *offset_params,
+            *offset_params,
+            *offset_params,
+            *offset_params,
+        )
+
+
+def local_datetime(field_name: str) -> Combinable:
+    return LocalDateTime(F(field_name))
 
 
 def _ordering(queryset: QuerySet) -> tuple[Any, ...]:

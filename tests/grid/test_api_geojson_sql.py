@@ -272,3 +272,31 @@ def test_each_layout_names_the_serializer_properties_in_order(layout):
     expected = [name for name in serializer.fields if name not in (meta.id_field, meta.geo_field)]
     assert list(layout.properties) == expected
     assert layout.geometry == meta.geo_field
+
+
+# --- helpers for layouts of other apps ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "UTC", "America/New_York"])
+def test_local_datetime_writes_what_drf_writes(zone):
+    """Event lists (visits, contacts) show timestamps: the SQL text must be DRF's, offset included."""
+    from datetime import UTC, datetime
+
+    from django.utils import timezone
+    from rest_framework import serializers
+
+    from edge.geojson import local_datetime
+    from grid.models import Street
+
+    instants = [
+        datetime(2025, 3, 1, 1, 30, tzinfo=UTC),
+        datetime(2025, 7, 1, 16, 0, 0, 123456, tzinfo=UTC),  # New York in summer time
+        datetime(2024, 12, 31, 23, 59, 59, 500, tzinfo=UTC),
+    ]
+    streets = [StreetFactory() for _ in instants]
+    for street, instant in zip(streets, instants, strict=True):
+        Street.objects.filter(pk=street.pk).update(created_at=instant)
+    with timezone.override(zone):
+        written = dict(Street.objects.annotate(t=local_datetime("created_at")).values_list("pk", "t"))
+        for street, instant in zip(streets, instants, strict=True):
+            assert written[street.pk] == serializers.DateTimeField().to_representation(instant)

@@ -204,9 +204,10 @@ def check_enlarged_committees(
 ) -> list[RuleViolation]:
     """大工委 9–15 seats with ≥ 1/3 resident-unit heads; 大党委 7–11 seats."""
     rules = _rules()
-    wc_min, wc_max = rules["big_working_committee_size"]
     share = float(rules["big_working_committee_resident_unit_share"])
-    pc_min, pc_max = rules["big_party_committee_size"]
+    # The size rule of each body: its code, its name, and the configured bounds.
+    working_committee = ("big_working_committee_size", "大工委", *rules["big_working_committee_size"])
+    party_committee = ("big_party_committee_size", "大党委", *rules["big_party_committee_size"])
     orgs = PartyOrganisation.objects.filter(is_enlarged=True)
     if street_id is not None:
         orgs = orgs.filter(street_id=street_id)
@@ -217,33 +218,25 @@ def check_enlarged_committees(
     for row in rows:
         n, heads = row["seat_count"], row["head_count"]
         base = {"org_id": row["id"], "name": row["name"], "resp": (row["id"], row["name"])}
-        if row["kind"] == Kind.STREET_COMMITTEE:
-            if not wc_min <= n <= wc_max:
-                out.append(
-                    _org_violation(
-                        "big_working_committee_size",
-                        base,
-                        {"seats": n, "min": wc_min, "max": wc_max},
-                        f"{row['name']}（大工委）现有委员{n}名，应为{wc_min}–{wc_max}名",
-                    )
-                )
-            if n and heads < share * n - 1e-9:
-                out.append(
-                    _org_violation(
-                        "big_working_committee_resident_share",
-                        base,
-                        {"seats": n, "resident_unit_heads": heads, "share": share},
-                        f"{row['name']}（大工委）驻区单位党组织负责人兼职委员{heads}名，"
-                        f"不足委员总数的{_fraction(share)}",
-                    )
-                )
-        elif not pc_min <= n <= pc_max:
+        street = row["kind"] == Kind.STREET_COMMITTEE
+        code, body, low, high = working_committee if street else party_committee
+        if not low <= n <= high:
             out.append(
                 _org_violation(
-                    "big_party_committee_size",
+                    code,
                     base,
-                    {"seats": n, "min": pc_min, "max": pc_max},
-                    f"{row['name']}（大党委）现有委员{n}名，应为{pc_min}–{pc_max}名",
+                    {"seats": n, "min": low, "max": high},
+                    f"{row['name']}（{body}）现有委员{n}名，应为{low}–{high}名",
+                )
+            )
+        if street and n and heads < share * n - 1e-9:
+            out.append(
+                _org_violation(
+                    "big_working_committee_resident_share",
+                    base,
+                    {"seats": n, "resident_unit_heads": heads, "share": share},
+                    f"{row['name']}（大工委）驻区单位党组织负责人兼职委员{heads}名，"
+                    f"不足委员总数的{_fraction(share)}",
                 )
             )
     return out

@@ -70,11 +70,10 @@ def _mvt_geom(expr: str) -> str:
 
 
 def _mvt_polygon(expr: str) -> str:
-    # Simplified in metres: the tolerance is a fraction of a pixel at this zoom.
-    return (
-        f"ST_AsMVTGeom(ST_SimplifyPreserveTopology({_mercator(expr)}, %(tolerance)s), "
-        f"{ENV}, {EXTENT}, {BUFFER}, true)"
-    )
+    # Simplified in metres, the tolerance a fraction of a pixel at this zoom. ST_Simplify, not
+    # ST_SimplifyPreserveTopology: the latter goes through GEOS and cost 7 of a z12 grid tile's
+    # 21 ms; what ST_Simplify may leave invalid, ST_AsMVTGeom's own clipping (wagyu) makes valid.
+    return f"ST_AsMVTGeom(ST_Simplify({_mercator(expr)}, %(tolerance)s), {ENV}, {EXTENT}, {BUFFER}, true)"
 
 
 def _big_enough(alias: str) -> str:

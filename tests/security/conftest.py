@@ -11,7 +11,9 @@ Places (what `Thing.place` names):
 - "A", "B", "C", "D": inside that grid;
 - "S", "C1", "C2", "S2", "D1": the unit itself and what hangs on it as a name in the chain of
   command (its organisation, a street-level service centre);
-- "C1*", "C2*", "D1*": community-wide data (stationed cadres), seen only with whole-community reach.
+- "C1*", "C2*", "D1*": community-wide data (stationed cadres), seen only with whole-community reach;
+- "C1P", "C2P", "D1P": planners' drafts of that community, seen only by roles that plan it
+  (edit_space over the whole community: the street's planner and street administrator).
 
 Field events (visits, station contacts) have the tablet's UUID as id, unique across everything.
 
@@ -43,7 +45,9 @@ from grid.models import (
     Street,
 )
 from grid.services import buildings_reassign
+from mapping import plans as plan_services
 from mapping.models import Gap
+from mapping.plans_models import Plan, PlanCell, PlanEdit
 from mapping.services import gaps_recompute
 from orgs import services as org_services
 from orgs.models import (
@@ -105,14 +109,16 @@ ID_RANGES: list[type[Model]] = [
 ]
 # Keyed by the tablet's UUID: no sequence to move, but part of every "nothing was written" check.
 EVENT_MODELS: list[type[Model]] = [Visit, StationContact]
+# Planners' drafts (mapping.plans): their own id blocks, and part of every "nothing written" check.
+ID_RANGES += [Plan, PlanCell, PlanEdit]
 
 # Which places each role's user must see, and which they must never see.
 VISIBLE = {
     "worker_a": {"A", "S", "C1"},
     "community_admin": {"A", "B", "S", "C1", "C1*"},
-    "street_admin": {"A", "B", "C", "S", "C1", "C1*", "C2", "C2*"},
+    "street_admin": {"A", "B", "C", "S", "C1", "C1*", "C2", "C2*", "C1P", "C2P"},
 }
-ALL_PLACES = {"A", "B", "C", "D", "S", "C1", "C1*", "C2", "C2*", "S2", "D1", "D1*"}
+ALL_PLACES = {"A", "B", "C", "D", "S", "C1", "C1*", "C2", "C2*", "S2", "D1", "D1*", "C1P", "C2P", "D1P"}
 FORBIDDEN = {
     "worker_a": ALL_PLACES - VISIBLE["worker_a"],
     "community_admin": ALL_PLACES - VISIBLE["community_admin"],
@@ -339,6 +345,10 @@ def build_world() -> SecurityWorld:
     # so that /api/gaps/ is proven against real rows. A gap's own id names no thing of the world
     # (Gap has its own id range); what it names (subject, units, organisation) is checked.
     gaps_recompute(community_ids=None)
+    # A planner's draft of each community (C1's with one edit), for the /api/plans/ routes.
+    for community, place in ((c1, "C1P"), (c2, "C2P"), (d1, "D1P")):
+        w.units[f"plan_{place}"] = w.add(plan_services.plan_create(community=community, name=f"{place}草稿"), place)
+    plan_services.plan_edit(plan=w.units["plan_C1P"], kind="lock", payload={"code": cells["A"][0].code})
 
     w.users = {
         "worker_a": user_for("worker_a", Role.GRID_WORKER, grid_cell=cells["A"][0]),

@@ -44,6 +44,7 @@ from tests.security.conftest import (
     SecurityWorld,
     Thing,
     build_world,
+    user_for,
 )
 
 pytestmark = [pytest.mark.django_db]
@@ -135,6 +136,18 @@ def sworld(db) -> SecurityWorld:
         )
         w.add(seat, place, code="")
     return w
+# Planners' drafts (mapping.plans_access): only roles that plan a community (edit_space over it
+# whole: the street's planner and street administrator) see them; everyone else lists none and
+# gets 404. The non-vacuous half of the read proofs is made with the planner of S against C1's
+# draft; writes have their own proof (a planner's writes in C1 are legitimate, so the generic
+# "nobody may write grid B's things" walk does not fit them).
+PLANNING_PREFIX = "api/plans/"
+
+
+def _planning(route: Route) -> bool:
+    return route.route.startswith(PLANNING_PREFIX)
+
+
 _PARAM = re.compile(r"<(?:(?P<conv>[^>:]+):)?(?P<name>[^>]+)>")
 
 
@@ -316,6 +329,8 @@ def test_worker_a_lists_show_nothing_of_grid_b(sworld):
             failures.append(f"GET {route.route} as worker_a shows {[t.label for t in leaked]}")
         if route.route in COMMUNITY_WIDE:
             seen = _hits(identifiers_in(admin.get(route.url()).json()), w.in_places({"C1*"}))
+        elif _planning(route):
+            seen = _hits(identifiers_in(api_client(w.users["planner"]).get(route.url()).json()), w.in_places({"C1P"}))
         else:
             seen = _hits(found, w.in_places(VISIBLE["worker_a"]))
         if not seen:
@@ -365,8 +380,12 @@ def _detail_failures(
     client = api_client(w.users[who])
     failures: list[str] = []
     for route in routes:
+        if not hasattr(route.view_class, "get"):
+            continue  # POST only (undo, apply…): nothing to read; the unsafe-method proofs cover it
         if route.route in COMMUNITY_WIDE and who == "worker_a":
             client_ok, visible = api_client(w.users["community_admin"]), w.in_places({"C1*"})
+        elif _planning(route):
+            client_ok, visible = api_client(w.users["planner"]), w.in_places({"C1P"})
         else:
             client_ok, visible = client, w.in_places(VISIBLE[who])
         models = {
@@ -405,6 +424,8 @@ def _unsafe_calls(w: SecurityWorld, targets: set[str]) -> Iterator[tuple[Route, 
     for route in probed_routes():
         if route.route in SYNC_ROUTES:
             continue  # test_sync_items_outside_reach_are_refused
+        if _planning(route):
+            continue  # test_drafts_outside_the_planning_reach_cannot_be_written
         for method in route.unsafe_methods:
             if not route.params:
                 yield route, method, route.url()
@@ -670,3 +691,48 @@ def test_sync_items_outside_reach_are_refused(sworld):
     refused = AuditEvent.objects.order_by("pk")[audit_before:]
     assert [e.changes["created"] for e in refused] == [[]] * 4
     assert all(sum(e.changes["rejected"].values()) >= 1 for e in refused)
+
+
+def test_drafts_outside_the_planning_reach_cannot_be_written(sworld):
+    """Every unsafe method of every /api/plans/ route: roles without edit_space are refused (403)
+    before anything is looked up; a planner or street admin gets 404 for a draft outside their
+    reach (D1's for street S, C1's for a planner of S2) and for every id of grid B, 400
+    reference_not_found for a new draft of a community out of reach; nothing is written."""
+    from grid.models import Role
+
+    w = sworld
+    w.users["planner_s2"] = user_for("planner_s2", Role.PLANNER, street=w.units["street2"])
+    routes = [r for r in probed_routes() if _planning(r)]
+    assert {m for r in routes for m in r.unsafe_methods} == {"post", "patch", "delete"}
+    cases = {
+        # who: (places whose ids are tried, the community a new draft names, the answers allowed)
+        "worker_a": ({"B", "C1*", "C1P", "D1P"}, "c1", {403}),
+        "community_admin": ({"B", "C1*", "C1P", "D1P"}, "c1", {403}),
+        "writer_c2": ({"B", "C2P", "D1P"}, "c2", {403}),
+        "leader": ({"B", "C1P"}, "c1", {403}),
+        "operator": ({"B", "C1P"}, "c1", {403}),
+        "norole": ({"B", "C1P"}, "c1", {403}),
+        "planner": ({"B", "C1*", "D1P"}, "d1", {400, 404}),
+        "street_admin": ({"B", "D1P"}, "d1", {400, 404}),
+        "planner_s2": ({"B", "C1*", "C1P", "C2P"}, "c1", {400, 404}),
+    }
+    body = {**_hostile_body(w), "kind": "lock", "payload": {"all": True}, "reason": "越权应用", "name": "越权"}
+    before = db_fingerprint()
+    failures: list[str] = []
+    tried = 0
+    for who, (places, community, allowed) in cases.items():
+        client = api_client(w.users[who])
+        data = {**body, "community": w.units[community].code}
+        for route in routes:
+            targets = [v for t in w.in_places(places) for v in route.fits(t)] if route.params else [None]
+            for method in route.unsafe_methods:
+                for value in targets:
+                    tried += 1
+                    response = getattr(client, method)(route.url(value), data, format="json")
+                    code = response.status_code
+                    wanted = allowed if 403 in allowed else ({404} if route.params else {400})
+                    if code not in wanted or (code == 400 and response.json()["code"] != "reference_not_found"):
+                        failures.append(f"{method.upper()} {route.url(value)} as {who}: {code} {response.content[:150]!r}")
+    assert tried > 100
+    assert not failures, "\n".join(failures)
+    assert db_fingerprint() == before

@@ -26,6 +26,7 @@ from rest_framework.response import Response
 from edge.api import (
     PAGE_PARAMETERS,
     READ_ERRORS,
+    ListPagination,
     ReachAPIView,
     list_page,
     parse_body,
@@ -105,6 +106,7 @@ class _PlanApi(ReachAPIView):
 
 
 class PlanListApi(_PlanApi):
+    pagination_class = ListPagination  # so that the schema documents the page envelope
     class FilterSerializer(serializers.Serializer):
         community = serializers.CharField(required=False, max_length=12, help_text="社区编码")
         state = serializers.ChoiceField(choices=Plan.State.choices, required=False, help_text="状态")

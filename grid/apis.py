@@ -15,7 +15,7 @@ from django.db.models import BooleanField, ExpressionWrapper, F, Q, Value
 from django.db.models.functions import Coalesce, Concat, NullIf
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -299,10 +299,34 @@ class CodeDetailApi(ReachAPIView):
             raise _not_found("对象", kwargs["code"].replace("\x00", ""))
 
 
-class StreetListApi(ReachAPIView):
+class FeatureListApi(ReachAPIView):
+    """A page of units as a GeoJSON FeatureCollection; ?in_bbox= keeps those whose outline meets
+    the box."""
+
     bbox_filter_field = "geom"
     bbox_filter_include_overlapping = True
     pagination_class = FeaturePagination
+
+
+class UnitDetailApi(CodeDetailApi):
+    """One unit by its code, as a GeoJSON Feature: `fetch` looks for it in the caller's reach, and
+    missing or out of reach is the same 404 naming `unit_name`. Subclasses document their GET with
+    extend_schema_view."""
+
+    unit_name = "对象"
+    feature_serializer: type[GeoFeatureModelSerializer]
+
+    def fetch(self, code: str) -> Any:
+        raise NotImplementedError
+
+    def get(self, request: Request, code: str) -> Response:
+        unit = self.fetch(code)
+        if unit is None:
+            raise _not_found(self.unit_name, code)
+        return Response(self.feature_serializer(unit).data)
+
+
+class StreetListApi(FeatureListApi):
 
     @extend_schema(
         tags=[TAG],
@@ -317,24 +341,23 @@ class StreetListApi(ReachAPIView):
         )
 
 
-class StreetDetailApi(CodeDetailApi):
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         tags=[TAG],
         summary="街道详情",
         description="按街道编码（9位）取一个街道，GeoJSON Feature。",
         responses={200: StreetFeatureSerializer, **READ_ERRORS, **NOT_FOUND},
     )
-    def get(self, request: Request, code: str) -> Response:
-        street = selectors.street_get(reach=self.reach, code=code)
-        if street is None:
-            raise _not_found("街道", code)
-        return Response(StreetFeatureSerializer(street).data)
+)
+class StreetDetailApi(UnitDetailApi):
+    unit_name = "街道"
+    feature_serializer = StreetFeatureSerializer
+
+    def fetch(self, code: str) -> Street | None:
+        return selectors.street_get(reach=self.reach, code=code)
 
 
-class CommunityListApi(ReachAPIView):
-    bbox_filter_field = "geom"
-    bbox_filter_include_overlapping = True
-    pagination_class = FeaturePagination
+class CommunityListApi(FeatureListApi):
 
     class FilterSerializer(serializers.Serializer):
         street = serializers.CharField(required=False, max_length=9, help_text="只列出该街道（编码）下的社区")
@@ -352,24 +375,23 @@ class CommunityListApi(ReachAPIView):
         return feature_collection_page(request=request, view=self, queryset=qs, layout=COMMUNITY_FEATURE)
 
 
-class CommunityDetailApi(CodeDetailApi):
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         tags=[TAG],
         summary="社区详情",
         description="按社区编码（12位）取一个社区，GeoJSON Feature。",
         responses={200: CommunityFeatureSerializer, **READ_ERRORS, **NOT_FOUND},
     )
-    def get(self, request: Request, code: str) -> Response:
-        community = selectors.community_get(reach=self.reach, code=code)
-        if community is None:
-            raise _not_found("社区", code)
-        return Response(CommunityFeatureSerializer(community).data)
+)
+class CommunityDetailApi(UnitDetailApi):
+    unit_name = "社区"
+    feature_serializer = CommunityFeatureSerializer
+
+    def fetch(self, code: str) -> Community | None:
+        return selectors.community_get(reach=self.reach, code=code)
 
 
-class GridCellListApi(ReachAPIView):
-    bbox_filter_field = "geom"
-    bbox_filter_include_overlapping = True
-    pagination_class = FeaturePagination
+class GridCellListApi(FeatureListApi):
 
     class FilterSerializer(serializers.Serializer):
         community = serializers.CharField(
@@ -489,10 +511,7 @@ class GridCellAtApi(ReachAPIView):
         return Response(GridCellFeatureSerializer(feature).data)
 
 
-class BuildingListApi(ReachAPIView):
-    bbox_filter_field = "geom"
-    bbox_filter_include_overlapping = True
-    pagination_class = FeaturePagination
+class BuildingListApi(FeatureListApi):
 
     class FilterSerializer(serializers.Serializer):
         community = serializers.CharField(
@@ -515,24 +534,23 @@ class BuildingListApi(ReachAPIView):
         return feature_collection_page(request=request, view=self, queryset=qs, layout=BUILDING_FEATURE)
 
 
-class BuildingDetailApi(CodeDetailApi):
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         tags=[TAG],
         summary="楼栋详情",
         description="按楼栋编码取一个楼栋，GeoJSON Feature（几何为占地轮廓）。",
         responses={200: BuildingFeatureSerializer, **READ_ERRORS, **NOT_FOUND},
     )
-    def get(self, request: Request, code: str) -> Response:
-        building = selectors.building_get(reach=self.reach, code=code)
-        if building is None:
-            raise _not_found("楼栋", code)
-        return Response(BuildingFeatureSerializer(building).data)
+)
+class BuildingDetailApi(UnitDetailApi):
+    unit_name = "楼栋"
+    feature_serializer = BuildingFeatureSerializer
+
+    def fetch(self, code: str) -> Building | None:
+        return selectors.building_get(reach=self.reach, code=code)
 
 
-class ServiceCentreListApi(ReachAPIView):
-    bbox_filter_field = "geom"
-    bbox_filter_include_overlapping = True
-    pagination_class = FeaturePagination
+class ServiceCentreListApi(FeatureListApi):
 
     class FilterSerializer(serializers.Serializer):
         street = serializers.CharField(

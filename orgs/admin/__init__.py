@@ -7,9 +7,10 @@ people.py):
 - organisations.py: the tree, rectifications, star ratings, enlarged-committee seats;
 - enterprises.py: 两新组织;
 - people.py: party members and grid workers (personal data masked), cadres, stationed cadres;
-- events.py: field visits and station contacts, read-only.
+- events.py: field visits and station contacts, read-only;
+- cases.py: residents' cases (read-only), their categories and the working calendar.
 
 Admin autodiscovery imports this package; importing the modules registers their admins.
 """
 
-from orgs.admin import enterprises, events, organisations, people  # noqa: F401
+from orgs.admin import cases, enterprises, events, organisations, people  # noqa: F401

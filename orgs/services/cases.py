@@ -60,6 +60,7 @@ from orgs.models import PartyOrganisation, StationContact, Visit
 from orgs.sync import Position
 
 __all__ = [
+    "CATEGORY_FIELDS",
     "CaseCreated",
     "Position",
     "case_category_create",

@@ -52,6 +52,8 @@ from mapping.services import gaps_recompute
 from orgs import services as org_services
 from orgs.models import (
     Cadre,
+    Case,
+    CaseTransition,
     CommitteeSeat,
     Enterprise,
     GridWorker,
@@ -74,6 +76,7 @@ from tests.factories import (
     rect,
     square,
 )
+from tests.orgs.cases_world import categories
 from tests.orgs_factories import (
     BuildingGroupFactory,
     CommunityOrgFactory,
@@ -106,6 +109,8 @@ ID_RANGES: list[type[Model]] = [
     StarRating,
     CommitteeSeat,
     Gap,
+    Case,
+    CaseTransition,
 ]
 # Keyed by the tablet's UUID: no sequence to move, but part of every "nothing was written" check.
 EVENT_MODELS: list[type[Model]] = [Visit, StationContact]
@@ -341,6 +346,20 @@ def build_world() -> SecurityWorld:
         )
         w.add(contact, place, code="")
     w.add(org_services.cadre_create(name="街道干部", street=s2), "S2", code="")
+    # One resident's case (民情事项) per grid, at its first building, raised by the events' account.
+    category = categories()["暴露垃圾"]
+    w.units["case_category"] = category
+    for place in cells:
+        case = org_services.case_create(
+            reach=None,
+            user=_event_reporter(),
+            category=category,
+            description=f"{place}网格垃圾堆放",
+            source=Case.Source.VISIT,
+            building=w.units[f"house_{place}"],
+        ).case
+        w.add(case, place, code="")
+        w.units[f"case_{place}"] = case
     # The coverage gaps of this world (unvisited buildings, uncovered enterprises, idle cadres…),
     # so that /api/gaps/ is proven against real rows. A gap's own id names no thing of the world
     # (Gap has its own id range); what it names (subject, units, organisation) is checked.

@@ -32,6 +32,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from edge.api import ReachAPIView
+from grid.access import reach_for_user
 from grid.models import AuditEvent, RoleAssignment
 from orgs import services as org_services
 from orgs.models import PartyMember, PartyOrganisation, StationedCadre
@@ -55,6 +56,8 @@ NOT_REACH_SCOPED = {
     "api/docs/": "Swagger UI page: static HTML around the schema",
     "api/auth/token/": "sign-in: exchanges a password for a token (tests/ops/test_security.py)",
     "api/auth/token/revoke/": "signs out the caller's own token; touches nothing of any place",
+    "api/cases/categories/": "the street office's case categories, one table for every street, no place "
+    "(tests/orgs/test_cases_api.py::test_categories)",
 }
 
 # Routes whose data is community-wide: a grid worker legitimately sees none of it, so the
@@ -103,7 +106,18 @@ QUERY_PROBES = {
         "forbidden": lambda w: {"q": w.units["house_B"].code},
         "refused_as": "empty",
     },
+    # Likely duplicates around grid A's case (shows it) and around grid B's (404: a point outside
+    # the caller's reach reads like a missing thing).
+    "api/cases/nearby/": {
+        "visible": lambda w: _near(w, "A"),
+        "forbidden": lambda w: _near(w, "B"),
+    },
 }
+
+
+def _near(w: SecurityWorld, place: str) -> dict[str, object]:
+    point = w.units[f"case_{place}"].place
+    return {"lon": point.x, "lat": point.y, "category": w.units["case_category"].pk}
 
 # Every place-scoped list and detail route of the project, by the kind of thing it answers with.
 # Only used to check that the enumeration found them (a safety net against a broken walk).
@@ -279,6 +293,15 @@ def _hostile_body(w: SecurityWorld) -> dict[str, Any]:
         "satisfaction_score": "90",
         "reason": "越权导出",
         "format": "csv",
+        # residents' cases: raised in grid B, moved along, merged into B's case, sent to B's branch
+        "category": u["case_category"].pk,
+        "description": "越权登记",
+        "source": "counter",
+        "position": {"type": "Point", "coordinates": [110.415, 21.195]},
+        "action": "accept",
+        "expected_version": 1,
+        "merge_into": u["case_B"].pk,
+        "assignee_org": u["branch_B"].pk,
     }
 
 
@@ -453,9 +476,16 @@ def test_unsafe_methods_against_grid_b_are_refused_and_write_nothing(sworld):
         # edit_orgs, but over C2: grid B's things are "not found", references into B are refused.
         "writer_c2": {400, 404},
     }
-    for who, allowed in expected.items():
+    for who, allowed_without in expected.items():
         client = api_client(w.users[who])
+        reach = reach_for_user(w.users[who])
         for route, method, url in calls:
+            # A grid worker holds log_events: on a route that needs it (raising a case), the
+            # refusal comes from the reference into B (400 reference_not_found) or the place
+            # (403 case_outside_reach), not from the role; nothing is written either way.
+            capability = route.view_class.write_capability
+            holds = capability is not None and reach.can(capability)
+            allowed = allowed_without | ({400, 403, 404} if holds and who == "worker_a" else set())
             response = getattr(client, method)(url, body, format="json")
             if response.status_code not in allowed:
                 failures.append(

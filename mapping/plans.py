@@ -34,6 +34,7 @@ The rules, once (mapping.plans_models says what is stored):
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -59,6 +60,7 @@ from mapping.plans_models import Plan, PlanCell, PlanEdit
 from orgs.models import GridWorker, PartyOrganisation
 
 MAX_NAME = 100
+GRID_CODE = r"\d{15}"  # grid.models.grid_code_validator: community code + 3 digits
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,7 +147,7 @@ def _name_check(name: str) -> str:
 def _codes_check(community: Community, codes: Collection[str]) -> None:
     """Every code is a grid code of this community (15 digits starting with its code)."""
     for code in sorted(codes):
-        if not grid_code_validator.regex.match(code):
+        if not re.fullmatch(GRID_CODE, code):
             raise DomainError(
                 f"网格编码“{code}”格式错误：{grid_code_validator.message}", code="code_format",
                 detail={"code": code},
@@ -747,7 +749,7 @@ def plan_apply(*, plan: Plan, valid_from: date, reason: str) -> dict[str, Any]:
     for cell in retired:
         grid_services.grid_cell_retire(cell=cell, valid_to=valid_from)
     write = grid_services.grid_boundaries_set(
-        shapes={pc.cell_id: pc.geom for pc in cells},
+        shapes={pc.cell_id: pc.geom for pc in cells if pc.cell_id is not None},
         valid_from=valid_from,
         note=f"网格调整方案：{locked.name}"[:200],
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import shapely
 from django.contrib.gis.geos import GEOSGeometry, MultiPolygon
 from shapely.geometry.base import BaseGeometry
@@ -81,7 +82,7 @@ def parse_geojson(value: Any, *, crs: str = coords.WGS84, field: str = "geometry
     if crs != coords.WGS84:
         geom = coords.geometry_to_wgs84(geom, crs)
         xy = shapely.get_coordinates(geom)
-    if len(xy) and not bool(coords.inside_china(xy[:, 0], xy[:, 1]).all()):
+    if len(xy) and not np.all(coords.inside_china(xy[:, 0], xy[:, 1])):
         raise InvalidGeometry(
             f"{field} 坐标超出中国范围：请检查坐标系（crs）和经纬度顺序",
             code="coords_out_of_range",

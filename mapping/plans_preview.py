@@ -2,7 +2,8 @@
 
 `plan_preview` answers, for a draft as it stands:
 - which buildings move from which cell to which, with their households and the party members
-  living there, summed per (from, to) flow; the building groups (楼栋党小组) concerned and whether
+  living there, summed per (from, to) flow with the grid workers of both cells (who hands over
+  to whom); the building groups (楼栋党小组) concerned and whether
   they end up split; the enterprises whose cell changes; the open gaps whose subject moves
   (mapping.plans_sql.impact, one statement);
 - the fate of today's cells: kept (reshaped or not), retired (their grid branch loses its grid,
@@ -122,7 +123,13 @@ def plan_preview(*, plan: Plan) -> dict[str, Any]:
     moved = plans_sql.impact(cells=cells, community_id=plan.community_id)
     fates = _cell_fates(plan, moved["today_cells"], cells)
     changed = plans_sql.changed_codes(cells=cells, community_id=plan.community_id)
-    flows = moved["flows"]
+    # Who hands over to whom: the active workers of each flow's cell today and of the cell it
+    # goes to (a new cell has none yet).
+    workers = {c["code"]: c["workers"] for c in moved["today_cells"]}
+    flows = [
+        {**f, "workers_from": workers.get(f["from"], []), "workers_to": workers.get(f["to"], [])}
+        for f in moved["flows"]
+    ]
     return {
         "plan": plan.pk,
         "cursor": plan.cursor,

@@ -40,7 +40,8 @@ def test_moving_the_western_column_names_the_buildings_people_group_enterprise_a
     before = everything()
     p = plan_preview(plan=plan)
     assert everything() == before
-    assert p["flows"] == [{"from": s.c.code, "to": s.b.code, "buildings": 2, "households": 200, "members": 2}]
+    assert p["flows"] == [{"from": s.c.code, "to": s.b.code, "buildings": 2, "households": 200, "members": 2,
+                           "workers_from": [], "workers_to": [{"id": s.worker_b.pk, "name": s.worker_b.name}]}]
     assert [(b["code"], b["from"], b["to"], b["members"]) for b in p["buildings"]] == [
         (s.buildings["c1"].code, s.c.code, s.b.code, 2), (s.buildings["c4"].code, s.c.code, s.b.code, 0)]
     assert p["buildings"][0]["groups"] == [{"id": s.group.pk, "name": s.group.name}]
@@ -91,7 +92,9 @@ def test_a_merge_retires_a_cell_its_branch_loses_its_grid_and_its_gap_closes(sce
     ]
     assert p["workers"] == [{"id": s.worker_b.pk, "name": s.worker_b.name, "cell": s.b.code,
                              "status": "cell_retired", "area_goes_to": [s.a.code]}]
-    assert p["flows"] == [{"from": s.b.code, "to": s.a.code, "buildings": 2, "households": 200, "members": 0}]
+    assert p["flows"] == [{"from": s.b.code, "to": s.a.code, "buildings": 2, "households": 200, "members": 0,
+                           "workers_from": [{"id": s.worker_b.pk, "name": s.worker_b.name}],
+                           "workers_to": [{"id": s.worker_a.pk, "name": s.worker_a.name}]}]
     # B's low visit rate is B's own gap: it goes with B. A's stays open; nothing new opens.
     assert [(g["kind"], g["subject_code"]) for g in p["gaps"]["resolved"]] == [("grid_low_visit_rate", s.b.code)]
     assert p["gaps"]["opened"] == []

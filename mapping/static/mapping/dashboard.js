@@ -498,9 +498,11 @@ async function selectUnit(code, { fit = false } = {}) {
   try {
     unit = await fetchUnit(code);
   } catch (err) {
+    // A link to a unit outside this user's reach (or gone) opens their own first unit instead.
     status(`无法打开 ${code}：${err.message}`);
     if (state.unit) return;
     unit = { ...CONFIG.roots[0] };
+    fit = true;
   }
   if (token !== unitToken) return;
   state.unit = unit;

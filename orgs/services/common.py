@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any, TypeVar
 
-from django.db.models import Q, QuerySet
+from django.db.models import Model, Q, QuerySet
 
 from grid.access import Reach
 from grid.audit import audit_record, audit_value
 from grid.models import Building, Community
 from orgs import access
+from orgs.errors import OrgError
 from orgs.models import (
     PartyMember,
     PartyOrganisation,
 )
+
+M = TypeVar("M", bound=Model)
 
 
 def snapshot(obj: Any, fields: Iterable[str]) -> dict[str, Any]:
@@ -122,6 +125,19 @@ def apply_pii(obj: Any, field: str, value: str | None, sealer: Any) -> None:
     else:
         setattr(obj, f"{field}_cipher", "")
         setattr(obj, f"{field}_hash", None)
+
+
+def locked_for_update(
+    obj: M, changes: Mapping[str, Any], *, allowed: Collection[str], code: str, reach: Reach | None
+) -> M:
+    """How every update service starts: refuse a field it does not change (with `code`, the
+    service's own), lock the row, and refuse a caller who may not edit it as stored."""
+    unknown = set(changes) - set(allowed)
+    if unknown:
+        raise OrgError(f"不能修改字段：{'、'.join(sorted(unknown))}", code=code)
+    locked = type(obj)._default_manager.select_for_update().get(pk=obj.pk)
+    ensure_editable(reach, locked)
+    return locked
 
 
 def ensure_editable(reach: Reach | None, obj: Any) -> None:

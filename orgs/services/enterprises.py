@@ -19,7 +19,14 @@ from orgs.models import (
     Enterprise,
     PartyOrganisation,
 )
-from orgs.services.common import audit, changed_fields, community_street_id, ensure_editable, snapshot
+from orgs.services.common import (
+    audit,
+    changed_fields,
+    community_street_id,
+    ensure_editable,
+    locked_for_update,
+    snapshot,
+)
 from orgs.services.organisations import Kind
 
 # ---------------------------------------------------------------------------------------------
@@ -135,11 +142,9 @@ ENTERPRISE_FIELDS = {
 def enterprise_update(
     *, reach: Reach | None = None, enterprise: Enterprise, point: Point | None = None, **changes: Any
 ) -> Enterprise:
-    unknown = set(changes) - ENTERPRISE_FIELDS
-    if unknown:
-        raise OrgError(f"不能修改字段：{'、'.join(sorted(unknown))}", code="enterprise_field_unknown")
-    locked = Enterprise.objects.select_for_update().get(pk=enterprise.pk)
-    ensure_editable(reach, locked)
+    locked = locked_for_update(
+        enterprise, changes, allowed=ENTERPRISE_FIELDS, code="enterprise_field_unknown", reach=reach
+    )
     watched = sorted(set(changes) | {"community"})
     before = snapshot(locked, watched)
     before_geom = locked.geom.ewkt

@@ -49,6 +49,7 @@ from orgs.services.common import (
     audit,
     changed_fields,
     ensure_editable,
+    locked_for_update,
     org_community_ids,
     snapshot,
 )
@@ -368,11 +369,9 @@ def party_org_update(
     **changes: Any,
 ) -> PartyOrganisation:
     """Change fields of `org` (any of ORG_FIELDS; `buildings` replaces the set when given)."""
-    unknown = set(changes) - ORG_FIELDS
-    if unknown:
-        raise OrgError(f"不能修改字段：{'、'.join(sorted(unknown))}", code="org_field_unknown")
-    locked = PartyOrganisation.objects.select_for_update().get(pk=org.pk)
-    ensure_editable(reach, locked)
+    locked = locked_for_update(
+        org, changes, allowed=ORG_FIELDS, code="org_field_unknown", reach=reach
+    )
     before = snapshot(locked, changes)
     communities_before = _org_communities(locked.pk)
     old_buildings = sorted(locked.buildings.values_list("pk", flat=True)) if buildings is not None else []
@@ -649,11 +648,9 @@ def committee_seat_update(
 
     The seat rules are checked on the seat as the write leaves it: moved to another committee,
     its liaison communities must lie in that committee's street."""
-    unknown = set(changes) - SEAT_FIELDS
-    if unknown:
-        raise OrgError(f"不能修改字段：{'、'.join(sorted(unknown))}", code="seat_field_unknown")
-    locked = CommitteeSeat.objects.select_for_update().get(pk=seat.pk)
-    ensure_editable(reach, locked)
+    locked = locked_for_update(
+        seat, changes, allowed=SEAT_FIELDS, code="seat_field_unknown", reach=reach
+    )
     old_communities = sorted(locked.liaison_communities.values_list("pk", flat=True))
     before = _seat_snapshot(locked, old_communities)
     old_org_id = locked.org_id

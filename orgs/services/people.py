@@ -29,6 +29,7 @@ from orgs.services.common import (
     changed_fields,
     community_street_id,
     ensure_editable,
+    locked_for_update,
     member_community_ids,
     member_street_id,
     snapshot,
@@ -175,11 +176,9 @@ def party_member_update(
     **changes: Any,
 ) -> PartyMember:
     """Change a member. Pass `id_number`/`phone` only to replace them ("" clears)."""
-    unknown = set(changes) - MEMBER_FIELDS
-    if unknown:
-        raise OrgError(f"不能修改字段：{'、'.join(sorted(unknown))}", code="member_field_unknown")
-    locked = PartyMember.objects.select_for_update().get(pk=member.pk)
-    ensure_editable(reach, locked)
+    locked = locked_for_update(
+        member, changes, allowed=MEMBER_FIELDS, code="member_field_unknown", reach=reach
+    )
     before = snapshot(locked, changes)
     communities_before = _members(locked.pk)
     old_hashes = {"id_number": locked.id_number_hash, "phone": locked.phone_hash}
@@ -261,11 +260,9 @@ def grid_worker_update(
     grid_cells: Iterable[GridCell] | None = None,
     **changes: Any,
 ) -> GridWorker:
-    unknown = set(changes) - {"name", "community", "full_time", "user", "active"}
-    if unknown:
-        raise OrgError(f"不能修改字段：{'、'.join(sorted(unknown))}", code="worker_field_unknown")
-    locked = GridWorker.objects.select_for_update().get(pk=worker.pk)
-    ensure_editable(reach, locked)
+    locked = locked_for_update(
+        worker, changes, allowed={"name", "community", "full_time", "user", "active"}, code="worker_field_unknown", reach=reach
+    )
     before = snapshot(locked, changes)
     old_cells = sorted(locked.grid_cells.values_list("pk", flat=True))
     old_phone = locked.phone_hash
@@ -321,11 +318,9 @@ def cadre_update(*, reach: Reach | None = None, cadre: Cadre, **changes: Any) ->
     A street official is data of no community of their own; the enterprises they instruct
     (党建指导员) check that they share a street, so a move to another street is refused while
     they instruct any."""
-    unknown = set(changes) - CADRE_FIELDS
-    if unknown:
-        raise OrgError(f"不能修改字段：{'、'.join(sorted(unknown))}", code="cadre_field_unknown")
-    locked = Cadre.objects.select_for_update().get(pk=cadre.pk)
-    ensure_editable(reach, locked)
+    locked = locked_for_update(
+        cadre, changes, allowed=CADRE_FIELDS, code="cadre_field_unknown", reach=reach
+    )
     before = snapshot(locked, changes)
     for field, value in changes.items():
         setattr(locked, field, value)
@@ -432,11 +427,9 @@ def stationed_cadre_update(
     *, reach: Reach | None = None, cadre: StationedCadre, **changes: Any
 ) -> StationedCadre:
     """Change a posting: its period (e.g. ending it), duties, community or login."""
-    unknown = set(changes) - STATIONED_FIELDS
-    if unknown:
-        raise OrgError(f"不能修改字段：{'、'.join(sorted(unknown))}", code="stationed_field_unknown")
-    locked = StationedCadre.objects.select_for_update().get(pk=cadre.pk)
-    ensure_editable(reach, locked)
+    locked = locked_for_update(
+        cadre, changes, allowed=STATIONED_FIELDS, code="stationed_field_unknown", reach=reach
+    )
     before = snapshot(locked, changes)
     old_community_id = locked.community_id
     for field, value in changes.items():

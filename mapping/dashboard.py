@@ -25,7 +25,7 @@ from grid.access import (
     grid_cells_in_reach,
     streets_in_reach,
 )
-from grid.models import Building, Community, GridBoundary, GridCell, Role, Street
+from grid.models import STORAGE_SRID, Building, Community, GridBoundary, GridCell, Role, Street
 from mapping import indicators, indicators_sql
 from orgs.access import enterprises_in_reach, party_orgs_in_reach
 from orgs.models import PartyOrganisation
@@ -98,7 +98,7 @@ def _current_boundary(cell_ref: str) -> Subquery:
     # A cell's shape is its open-ended boundary version (grid.selectors.grid_boundaries_as_of).
     return Subquery(
         GridBoundary.objects.filter(cell_id=OuterRef(cell_ref), valid__upper_inf=True).values("geom")[:1],
-        output_field=GeometryField(srid=4326),
+        output_field=GeometryField(srid=STORAGE_SRID),
     )
 
 
@@ -154,7 +154,9 @@ def search(*, reach: Reach, q: str, limit: int = SEARCH_LIMIT) -> list[dict[str,
     zoom to. One query per kind, each sliced to what is still missing."""
     found: list[dict[str, Any]] = []
 
-    def take(kind: str, qs: QuerySet[Any], box: Any, context: Any = None) -> None:
+    def take(
+        kind: str, qs: QuerySet[Any], box: Any, context: Any = None, labels: dict[str, str] | None = None
+    ) -> None:
         room = limit - len(found)
         if room <= 0:
             return
@@ -166,12 +168,11 @@ def search(*, reach: Reach, q: str, limit: int = SEARCH_LIMIT) -> list[dict[str,
                     "type_display": SEARCH_KINDS[kind],
                     "code": row["code"],
                     "label": row["name"],
-                    "context": org_kinds.get(row["context"], row["context"]),
+                    "context": (labels or {}).get(row["context"], row["context"]),
                     "bbox": _bbox(row["box"]),
                 }
             )
 
-    org_kinds = dict(PartyOrganisation.Kind.choices)
     take("street", _matching(streets_in_reach(reach), q), F("geom"))
     take("community", _matching(communities_in_reach(reach), q), F("geom"), F("street__name"))
     take("grid_cell", _matching(grid_cells_in_reach(reach), q), _current_boundary("pk"), F("community__name"))
@@ -180,7 +181,7 @@ def search(*, reach: Reach, q: str, limit: int = SEARCH_LIMIT) -> list[dict[str,
     # community or street, the most specific first.
     first_building = Subquery(
         Building.objects.filter(party_groups=OuterRef("pk")).order_by("code").values("geom")[:1],
-        output_field=GeometryField(srid=4326),
+        output_field=GeometryField(srid=STORAGE_SRID),
     )
     org_place = Coalesce(
         F("premises__geom"),
@@ -188,9 +189,15 @@ def search(*, reach: Reach, q: str, limit: int = SEARCH_LIMIT) -> list[dict[str,
         first_building,
         F("community__geom"),
         F("street__geom"),
-        output_field=GeometryField(srid=4326),
+        output_field=GeometryField(srid=STORAGE_SRID),
     )
-    take("organisation", _matching(party_orgs_in_reach(reach), q), org_place, F("kind"))
+    take(
+        "organisation",
+        _matching(party_orgs_in_reach(reach), q),
+        org_place,
+        F("kind"),
+        labels=dict(PartyOrganisation.Kind.choices),
+    )
     # Enterprises have no code of ours: their unified social credit code stands in for one.
     firms = enterprises_in_reach(reach).filter(Q(credit_code__istartswith=q) | Q(name__icontains=q))
     take("enterprise", firms.annotate(code=F("credit_code")), F("geom"), F("community__name"))

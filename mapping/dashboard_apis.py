@@ -68,7 +68,9 @@ class SearchApi(ReachAPIView):
         responses={
             200: SearchOutputSerializer,
             **READ_ERRORS,
-            400: OpenApiResponse(description="q 为空或超过64个字符：{code: invalid_input, errors: {q: [...]}}"),
+            400: OpenApiResponse(
+                description="q 为空或超过64个字符：{code: invalid_input, errors: {q: [...]}}"
+            ),
         },
     )
     def get(self, request: Request) -> Response:
@@ -90,7 +92,9 @@ class GridCellIndicatorsOutputSerializer(serializers.Serializer):
 class GridCellIndicatorsApi(ReachAPIView):
     class FilterSerializer(serializers.Serializer):
         street = serializers.CharField(required=False, max_length=9, help_text="只列出该街道（编码）的网格")
-        community = serializers.CharField(required=False, max_length=12, help_text="只列出该社区（编码）的网格")
+        community = serializers.CharField(
+            required=False, max_length=12, help_text="只列出该社区（编码）的网格"
+        )
 
     @extend_schema(
         tags=[TAG],

@@ -48,7 +48,9 @@ def _visibility(s, layer: str) -> str:
 
 
 def _click_map_at(s, lon: float, lat: float) -> None:
-    x, y = s.page.evaluate("(p) => { const q = window.dashboard.map.project(p); return [q.x, q.y]; }", [lon, lat])
+    x, y = s.page.evaluate(
+        "(p) => { const q = window.dashboard.map.project(p); return [q.x, q.y]; }", [lon, lat]
+    )
     box = s.page.locator("#map").bounding_box()
     s.page.mouse.click(box["x"] + x, box["y"] + y)
 
@@ -68,7 +70,8 @@ def test_a_street_admin_reads_the_street_drills_down_and_bookmarks_the_view(brow
     s.page.wait_for_selector(f'#indicators-meta[data-code="{sc.street.code}"]', state="attached")
     # The grid cells are shaded from the indicators API through feature-state.
     state = s.page.evaluate(
-        "(id) => window.dashboard.map.getFeatureState({source: 'grid', sourceLayer: 'grid_cells', id})", sc.a2.pk
+        "(id) => window.dashboard.map.getFeatureState({source: 'grid', sourceLayer: 'grid_cells', id})",
+        sc.a2.pk,
     )
     assert state == {"v": 0}  # A2: none of its 24 households visited in the window
     s.screenshot("dashboard-street.png", full_page=False)
@@ -86,7 +89,8 @@ def test_a_street_admin_reads_the_street_drills_down_and_bookmarks_the_view(brow
     s.page.select_option("#shading", "open_gaps")
     s.page.wait_for_timeout(300)
     open_gaps = s.page.evaluate(
-        "(id) => window.dashboard.map.getFeatureState({source: 'grid', sourceLayer: 'grid_cells', id}).v", sc.a2.pk
+        "(id) => window.dashboard.map.getFeatureState({source: 'grid', sourceLayer: 'grid_cells', id}).v",
+        sc.a2.pk,
     )
     assert open_gaps >= 3  # no branch, no active worker, low visit rate (and h3 unvisited)
     assert len([u for u in s.requests if "/tiles/grid_cells/" in u]) == tiles_before
@@ -113,7 +117,9 @@ def test_a_street_admin_reads_the_street_drills_down_and_bookmarks_the_view(brow
     s.page.click('[data-tab="gaps"]')
     rows = s.page.locator("#gap-list tbody tr[data-id]")
     rows.first.wait_for()
-    listed = s.page.evaluate("() => [...document.querySelectorAll('#gap-list tbody tr[data-kind]')].map(r => r.dataset.kind)")
+    listed = s.page.evaluate(
+        "() => [...document.querySelectorAll('#gap-list tbody tr[data-kind]')].map(r => r.dataset.kind)"
+    )
     assert "building_without_group" in listed and "grid_without_branch" not in listed  # A2's gap is elsewhere
     h1_row = s.page.locator('#gap-list tbody tr[data-kind="building_without_group"]')
     before = _camera(s)
@@ -123,7 +129,9 @@ def test_a_street_admin_reads_the_street_drills_down_and_bookmarks_the_view(brow
     assert (lon, lat, zoom) != before
     assert zoom == pytest.approx(17)
     # The gap of h1 (X+0.001..0.0013, Y+0.001..0.0013) is on screen, its popup open.
-    x, y = s.page.evaluate("(p) => { const q = window.dashboard.map.project(p); return [q.x, q.y]; }", [X + 0.00115, Y + 0.00115])
+    x, y = s.page.evaluate(
+        "(p) => { const q = window.dashboard.map.project(p); return [q.x, q.y]; }", [X + 0.00115, Y + 0.00115]
+    )
     box = s.page.locator("#map").bounding_box()
     assert 0 <= x <= box["width"] and 0 <= y <= box["height"]
     popup = s.page.inner_text(".maplibregl-popup")
@@ -145,7 +153,9 @@ def test_a_street_admin_reads_the_street_drills_down_and_bookmarks_the_view(brow
     assert zoom2 == pytest.approx(zoom, abs=0.01)
     # The export links carry the view.
     assert f"unit={sc.a1.code}" in s.page.get_attribute('[data-export="gaps_xlsx"]', "href")
-    assert s.page.get_attribute('[data-export="offline_map"]', "href").startswith("/dashboard/export/offline-map.html?")
+    assert s.page.get_attribute('[data-export="offline_map"]', "href").startswith(
+        "/dashboard/export/offline-map.html?"
+    )
 
     # Search: a building by its code zooms the map to it.
     s.page.fill("#q", sc.h3.code)
@@ -153,7 +163,9 @@ def test_a_street_admin_reads_the_street_drills_down_and_bookmarks_the_view(brow
     s.page.click("#search-results li button")
     _idle(s)
     assert _camera(s)[2] >= 16
-    x, y = s.page.evaluate("(p) => { const q = window.dashboard.map.project(p); return [q.x, q.y]; }", [X + 0.00715, Y + 0.00215])
+    x, y = s.page.evaluate(
+        "(p) => { const q = window.dashboard.map.project(p); return [q.x, q.y]; }", [X + 0.00715, Y + 0.00215]
+    )
     assert 250 <= x <= box["width"] and 0 <= y <= box["height"]  # right of the layer panel
 
     assert s.external_requests() == []

@@ -45,7 +45,10 @@ def test_home_sends_every_role_to_its_own_page(scene):
     ]
     for user, target in cases:
         response = signed_in(user).get("/")
-        assert response.status_code == 302 and response.url == target, (user.role_assignments.first().role, response)
+        assert response.status_code == 302 and response.url == target, (
+            user.role_assignments.first().role,
+            response,
+        )
 
 
 def test_a_wider_role_wins_over_a_field_role_and_a_superuser_gets_the_map(scene):
@@ -68,13 +71,18 @@ def test_home_asks_a_stranger_to_sign_in_and_tells_a_user_without_role_why(scene
 
 
 def test_signing_in_without_next_lands_on_home_and_an_explicit_next_still_wins(scene):
-    user_with(Role.STREET_ADMIN, street=scene.street, username="jiedao", password="pw-jiedao-2026", staff=True)
+    user_with(
+        Role.STREET_ADMIN, street=scene.street, username="jiedao", password="pw-jiedao-2026", staff=True
+    )
     form = Client().get("/admin/login/").content.decode()
     assert 'name="next" value="/"' in form
-    response = Client().post("/admin/login/", {"username": "jiedao", "password": "pw-jiedao-2026", "next": "/"})
+    response = Client().post(
+        "/admin/login/", {"username": "jiedao", "password": "pw-jiedao-2026", "next": "/"}
+    )
     assert response.status_code == 302 and response.url == "/"
     response = Client().post(
-        "/admin/login/?next=/tablet/", {"username": "jiedao", "password": "pw-jiedao-2026", "next": "/tablet/"}
+        "/admin/login/?next=/tablet/",
+        {"username": "jiedao", "password": "pw-jiedao-2026", "next": "/tablet/"},
     )
     assert response.status_code == 302 and response.url == "/tablet/"
 
@@ -153,7 +161,9 @@ def test_a_grid_worker_cannot_find_another_grids_building(scene):
     # Its own grid is found by code, with the grid's current boundary as extent.
     cell = worker.get("/api/search/", {"q": s.a1.code}).json()["results"]
     assert cell[0]["type"] == "grid_cell" and cell[0]["bbox"] == pytest.approx([X, Y, X + 0.005, Y + 0.01])
-    assert s.a2.code not in {h["code"] for h in worker.get("/api/search/", {"q": s.a2.code}).json()["results"]}
+    assert s.a2.code not in {
+        h["code"] for h in worker.get("/api/search/", {"q": s.a2.code}).json()["results"]
+    }
 
 
 def test_search_finds_units_organisations_and_enterprises_by_name_within_reach(scene):
@@ -210,4 +220,7 @@ def test_grid_cell_indicators_are_those_of_the_indicators_api_for_the_cells_in_r
     assert [r["code"] for r in worker.get("/api/indicators/grid-cells/").json()["results"]] == [s.a1.code]
     # Narrowed to a community; one out of reach (or unknown) narrows to nothing.
     assert len(admin.get("/api/indicators/grid-cells/", {"community": s.b.code}).json()["results"]) == 0
-    assert worker.get("/api/indicators/grid-cells/", {"community": s.a.code}).json()["results"][0]["code"] == s.a1.code
+    assert (
+        worker.get("/api/indicators/grid-cells/", {"community": s.a.code}).json()["results"][0]["code"]
+        == s.a1.code
+    )

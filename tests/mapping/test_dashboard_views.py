@@ -211,7 +211,11 @@ def test_search_needs_a_reading_role(scene):
 def test_grid_cell_indicators_are_those_of_the_indicators_api_for_the_cells_in_reach(scene):
     s = scene
     admin = api_client(user_with(Role.STREET_ADMIN, street=s.street))
-    rows = {r["code"]: r for r in admin.get("/api/indicators/grid-cells/").json()["results"]}
+    with CaptureQueriesContext(connection) as queries:
+        response = admin.get("/api/indicators/grid-cells/")
+    # The reach, the cells, one indicators statement for all of them: not one per cell.
+    assert len(queries) <= 6, [q["sql"][:120] for q in queries.captured_queries]
+    rows = {r["code"]: r for r in response.json()["results"]}
     assert set(rows) == {s.a1.code, s.a2.code}
     assert rows[s.a1.code]["id"] == s.a1.pk  # the id the grid_cells tiles carry
     one = admin.get("/api/indicators/", {"unit": s.a2.code}).json()["indicators"]

@@ -16,13 +16,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ops.settings")
 django.setup()
 
-from django.contrib.gis.geos import Point  # noqa: E402
+from django.contrib.gis.geos import GEOSGeometry, Point  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
 from grid import selectors, services  # noqa: E402
@@ -47,7 +48,7 @@ def row(what: str, ours: float, limit_name: str, limit: float, unit: str = "s") 
     rows.append((what, fmt(ours), f"{limit_name}: {fmt(limit)}", f"{ours / limit:.1f}×" if limit else "–"))
 
 
-def scalar(sql: str, params: list | None = None) -> object:
+def scalar(sql: str, params: list | None = None) -> Any:  # whatever the column holds
     with connection.cursor() as cursor:
         cursor.execute(sql, params or [])
         return cursor.fetchone()[0]
@@ -187,7 +188,7 @@ def bench_redraw() -> None:
     partition checks accept), with every other cell of the community written unchanged."""
     community_id = scalar("SELECT community_id FROM grid_gridcell ORDER BY code LIMIT 1")
     cells = list(GridBoundary.objects.filter(cell__community_id=community_id, valid__upper_inf=True))
-    shapes = {b.cell_id: b.geom for b in cells}
+    shapes: dict[int, GEOSGeometry] = {b.cell_id: b.geom for b in cells}
     giver = cells[0]
     taker = next(b for b in cells[1:] if b.geom.distance(giver.geom) == 0)
     strip = giver.geom.intersection(taker.geom.buffer(0.0003))

@@ -241,6 +241,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several serializers have a "kind" field with different choices; name the planners' one.
+    "ENUM_NAME_OVERRIDES": {"PlanEditKindEnum": "mapping.plans_models.PlanEdit.Kind"},
 }
 
 # Basemap tiles are optional: government intranets have no internet, so the default is none and

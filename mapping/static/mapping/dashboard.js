@@ -232,8 +232,15 @@ function style() {
     { id: 'communities-line', type: 'line', source: 'communities', 'source-layer': 'communities', filter: ['==', ['get', 'role'], 'outline'], paint: { 'line-color': '#1f3b73', 'line-width': 2 } },
     { id: 'streets-line', type: 'line', source: 'streets', 'source-layer': 'streets', filter: ['==', ['get', 'role'], 'outline'], paint: { 'line-color': '#0b1f44', 'line-width': 3, 'line-dasharray': [3, 1.5] } },
     { id: 'heat', type: 'heatmap', source: 'visits', 'source-layer': 'visits',
-      paint: { 'heatmap-weight': ['to-number', ['get', 'count'], 1], 'heatmap-intensity': ['interpolate', ['linear'], ['zoom'], 10, 0.6, 16, 1.5],
-        'heatmap-radius': ['interpolate', ['linear'], ['zoom'], 10, 8, 16, 24], 'heatmap-opacity': 0.8 } },
+      // Below z15 a feature counts the visits of a few pixels' square: four of them make a full
+      // weight, so a busy compound reads dark without the whole street saturating. One purple
+      // hue, apart from the red-to-green of the grid shading beneath it.
+      paint: { 'heatmap-weight': ['interpolate', ['linear'], ['to-number', ['get', 'count'], 1], 0, 0, 4, 1],
+        'heatmap-intensity': ['interpolate', ['linear'], ['zoom'], 10, 2, 17, 3],
+        'heatmap-radius': ['interpolate', ['linear'], ['zoom'], 10, 8, 17, 24],
+        'heatmap-color': ['interpolate', ['linear'], ['heatmap-density'], 0, 'rgba(140,150,198,0)', 0.15, 'rgba(158,188,218,0.55)',
+          0.4, 'rgba(140,150,198,0.8)', 0.7, '#8856a7', 1, '#810f7c'],
+        'heatmap-opacity': 0.85 } },
     { id: 'centres-reach', type: 'circle', source: 'centres', 'source-layer': 'service_centres',
       paint: { 'circle-radius': metresToPixels(midLatitude), 'circle-color': '#3182bd', 'circle-opacity': 0.08, 'circle-stroke-color': '#3182bd', 'circle-stroke-width': 1.5, 'circle-stroke-opacity': 0.7, 'circle-pitch-alignment': 'map' } },
   );
@@ -247,7 +254,7 @@ function style() {
     );
   }
   layers.push(
-    { id: 'checkins', type: 'circle', source: 'checkins', paint: { 'circle-color': '#6a3d9a', 'circle-radius': 5, 'circle-stroke-color': '#fff', 'circle-stroke-width': 1.5 } },
+    { id: 'checkins', type: 'circle', source: 'checkins', paint: { 'circle-color': '#00838f', 'circle-radius': 5, 'circle-stroke-color': '#fff', 'circle-stroke-width': 1.5 } },
     { id: 'centres-point', type: 'circle', source: 'centres', 'source-layer': 'service_centres', paint: { 'circle-color': '#08519c', 'circle-radius': 6, 'circle-stroke-color': '#fff', 'circle-stroke-width': 2 } },
     { id: 'unit-grid', type: 'line', source: 'grid', 'source-layer': 'grid_cells', filter: ['==', ['get', 'code'], ''], paint: { 'line-color': '#ff7f00', 'line-width': 4 } },
     { id: 'unit-community', type: 'line', source: 'communities', 'source-layer': 'communities', filter: ['==', ['get', 'code'], ''], paint: { 'line-color': '#ff7f00', 'line-width': 4 } },
@@ -324,8 +331,8 @@ function renderLegend() {
   // Each gap kind's colour is beside its switch in the layer panel.
   const gaps = GAP_KINDS.filter((k) => state.gaps.has(k)).length;
   if (gaps) legend.append(row('#d7301f', `覆盖缺口：${gaps} 类（颜色见图层面板）`, 'dot'));
-  if (state.layers.has('heat')) legend.append(row('#ef8a62', `走访热力（近${state.period}天）`, 'heat'));
-  if (state.layers.has('checkins')) legend.append(row('#6a3d9a', `驻点签到（近${state.period}天）`, 'dot'));
+  if (state.layers.has('heat')) legend.append(row('#8856a7', `走访热力（近${state.period}天）`, 'heat'));
+  if (state.layers.has('checkins')) legend.append(row('#00838f', `驻点签到（近${state.period}天）`, 'dot'));
   if (state.layers.has('centres')) legend.append(row('#3182bd', `党群服务中心，${CONFIG.centre_reach_m} 米服务范围`, 'ring'));
 }
 

@@ -640,7 +640,11 @@ def plan_edit(
         outline=geo.to_shapely(locked_plan.community.geom),
         crs=token,
     )
-    changes, summary = handler(ctx, payload)
+    try:
+        changes, summary = handler(ctx, payload)
+    except shapely.errors.GEOSException as exc:
+        # GEOS gave up on the overlay (a pathological drawing): a refusal, not a server error.
+        raise DomainError(f"几何运算失败，请重新绘制：{exc}", code="geometry_invalid") from exc
     if kind not in LOCKING:
         held = sorted(code for code in changes if code in ctx.cells and ctx.cells[code].locked)
         if held:

@@ -137,9 +137,12 @@ def polygonal_or_empty(geom: BaseGeometry) -> BaseGeometry:
 
 def clip(geom: BaseGeometry, outline: BaseGeometry) -> BaseGeometry:
     """What of a drawn shape lies in the community (a planner traces the outline roughly)."""
-    clipped = tidy(shapely.make_valid(shapely.intersection(geom, outline)))
-    if clipped.is_empty:
+    inside = shapely.make_valid(shapely.intersection(geom, outline))
+    if area_m2(polygonal_or_empty(inside)) == 0:
         raise DomainError("所画范围不在本社区内", code="plan_shape_outside_community")
+    clipped = tidy(inside)
+    if clipped.is_empty:
+        raise InvalidGeometry(f"所画范围过小（不足 {SPECK_M2:.0f} 平方米）", code="geometry_empty")
     return clipped
 
 

@@ -106,6 +106,9 @@ def test_a_shape_drawn_beyond_the_community_is_clipped_to_it(plan_scene, draft):
                                               [21.190, 110.400]]]}, "coords_out_of_range"),
         ({"type": "Polygon", "coordinates": [[[110.5, 21.3], [110.6, 21.3], [110.6, 21.4], [110.5, 21.3]]]},
          "plan_shape_outside_community"),
+        # Inside, but a few square centimetres.
+        ({"type": "Polygon", "coordinates": [[[X + 0.001, Y + 0.001], [X + 0.001000001, Y + 0.001],
+                                              [X + 0.001, Y + 0.001000001], [X + 0.001, Y + 0.001]]]}, "geometry_empty"),
     ],
 )
 def test_bad_shapes_are_refused_with_their_code(plan_scene, draft, geometry, code):

@@ -12,3 +12,7 @@ urlpatterns = [
 from mapping.plans_urls import urlpatterns as _plans  # noqa: E402 - the planners' routes (issue 11)
 
 urlpatterns += _plans
+
+from mapping.rebalance_apis import urlpatterns as _suggest  # noqa: E402 - the suggested rebalance (issue 11)
+
+urlpatterns += _suggest

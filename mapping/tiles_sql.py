@@ -352,9 +352,11 @@ STREETS = _outlines("streets", STREET, "u.code, u.name", _SEEN_STREETS)
 # service bumps a community's version when anything in it changes (grid.changes), and everything a
 # tile shows lies in the communities it meets, so these pairs change exactly when the tile may.
 # Beside them, what no community version covers:
-# - gaps: the recompute writes them after the write that caused it, without a version bump; the
-#   open count and latest computed_at of the gap rows in the box move whenever it opens, moves,
-#   updates or resolves one there;
+# - gaps: the recompute writes them after the write that caused it, without a version bump. It
+#   stamps every open gap of the communities it ran on with its moment (computed_at), so the count
+#   and the latest computed_at of the open gaps in the box move whenever it opens, moves, updates
+#   or resolves one there (a resolved one leaves the count). Open rows only, through the partial
+#   index of open gaps per community: the closed history grows forever and is never read here;
 # - service centres: a street-level centre belongs to no community; count and latest change of
 #   the centres in the box;
 # - streets: their outlines and names belong to no community; id and last change of each.
@@ -367,8 +369,9 @@ VERSIONS = f"""
     SELECT
         (SELECT coalesce(string_agg(id || ':' || data_version, ',' ORDER BY id), '') FROM touched),
         CASE WHEN %(with_gaps)s THEN (
-            SELECT count(*) FILTER (WHERE vg.resolved_at IS NULL) || ':' || coalesce(max(vg.computed_at)::text, '')
-            FROM "{GAP}" vg WHERE vg.geom && {BOX}
+            SELECT count(*) || ':' || coalesce(max(vg.computed_at)::text, '')
+            FROM "{GAP}" vg
+            WHERE vg.resolved_at IS NULL AND vg.community_id IN (SELECT id FROM touched) AND vg.geom && {BOX}
         ) END,
         CASE WHEN %(with_centres)s THEN (
             SELECT count(*) || ':' || coalesce(max(vs.updated_at)::text, '')

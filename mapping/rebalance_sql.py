@@ -9,6 +9,8 @@ upper_inf(valid)), which is the definition every planners' statement uses (mappi
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import shapely
 from django.db import connection
@@ -52,7 +54,7 @@ def community_load(community: Community) -> RebalanceInput:
             cell_rows, shapely.from_wkb([bytes(r[2]) for r in cell_rows]) if cell_rows else [], strict=True
         )
     ]
-    columns = list(zip(*building_rows, strict=True)) if building_rows else [[], [], [], [], []]
+    columns: list[tuple[Any, ...]] = list(zip(*building_rows, strict=True)) if building_rows else [()] * 5
     buildings = BuildingsIn(
         codes=list(columns[0]),
         names=list(columns[1]),

@@ -214,8 +214,13 @@ def probed_routes() -> list[Route]:
 
 
 def list_routes() -> list[Route]:
-    """Routes without a path parameter that answer GET with a list."""
-    return [r for r in probed_routes() if not r.params and r.route not in POST_ONLY | SYNC_ROUTES.keys()]
+    """Routes without a path parameter that answer GET with a list. A view without GET (POST only,
+    e.g. api/plans/suggest/) has no list: the unsafe-method proofs cover it."""
+    return [
+        r
+        for r in probed_routes()
+        if not r.params and r.route not in POST_ONLY | SYNC_ROUTES.keys() and hasattr(r.view_class, "get")
+    ]
 
 
 # --- reading answers --------------------------------------------------------------------------

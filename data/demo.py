@@ -11,7 +11,9 @@ The organisation side (data/demo_orgs.py: party organisations, members, enterpri
 is generated in memory from the space, staged beside it, and written after it; its stale rows are
 deleted first, while the old streets still exist to scope by. The field events (data/demo_events.py:
 visits and station contacts of the last 60 days) come last and are cleaned up before anything
-else: they point at buildings, communities, grid cells, workers and cadres.
+else: they point at buildings, communities, grid cells, workers and cadres. The residents' cases
+(data/demo_cases.py: a year of them) are cleaned up with the events and written after them; a case
+left pointing at what the clean-ups removed (whoever raised it) goes too.
 
 Everything happens in one transaction: a failed run leaves the previous data set as it was.
 Later stages (coverage analytics) build on the ids returned in `DemoSummary.space`.
@@ -30,8 +32,9 @@ from django.contrib.gis.geos import GEOSGeometry
 from django.db import transaction
 from django.utils import timezone
 
-from data import demo_events, demo_names, demo_orgs, demo_space
+from data import demo_cases, demo_events, demo_names, demo_orgs, demo_space
 from data import sql as demo_sql
+from data.demo_cases import DemoCases, DemoCasesSummary
 from data.demo_events import DemoEvents, DemoEventsSummary
 from data.demo_orgs import DemoOrgs, DemoOrgsError, DemoOrgsSummary
 from data.demo_space import ADCODE, DemoGeometryError, DemoSpace
@@ -81,6 +84,7 @@ class DemoSummary:
     space: DemoSpaceIds | None = None
     orgs: DemoOrgsSummary | None = None
     events: DemoEventsSummary | None = None
+    cases: DemoCasesSummary | None = None
 
     @property
     def changed(self) -> bool:
@@ -138,23 +142,31 @@ def _stage(space: DemoSpace) -> None:
 
 
 @transaction.atomic
-def _write(space: DemoSpace, orgs: DemoOrgs, events: DemoEvents,
+def _write(space: DemoSpace, orgs: DemoOrgs, events: DemoEvents, cases: DemoCases,
            clock: _Clock) -> tuple[dict[str, dict[str, int]], grid_services.BoundaryWriteResult, DemoSpaceIds]:
     # First, before any join over them: statistics that stay true for the whole build.
     demo_sql.hold_statistics()
+    demo_cases.hold_statistics()
     _stage(space)
     demo_orgs.orgs_stage(orgs)
     clock("暂存到临时表（COPY，个人信息加密）")
     demo_events.events_stage(events)
     clock(f"暂存走访 {len(events.visits)} 条、驻点联系 {len(events.contacts)} 条")
+    demo_cases.cases_stage(cases)
+    clock(f"暂存民情事项 {len(cases.cases)} 件、流转记录 {len(cases.transitions)} 条")
     reporter = demo_events.events_reporter()
     # Events first: they point at workers, cadres, grid cells and communities the later clean-ups
     # delete. Then organisation-side rows: they are scoped by streets the space's clean-up may delete.
     deleted, event_comms = demo_sql.delete_stale_events(managed_street_codes=MANAGED_STREET_CODES,
                                                         reporter_id=reporter)
     clock(f"清理旧走访 {deleted['visits']} 条、驻点联系 {deleted['station_contacts']} 条")
+    # Cases point at communities, grid cells and organisations too: the demo's stale ones go now.
+    deleted["cases"], case_comms = demo_cases.delete_stale_cases(managed_street_codes=MANAGED_STREET_CODES,
+                                                                 reporter_id=reporter)
     deleted |= demo_sql.delete_stale_orgs(managed_street_codes=MANAGED_STREET_CODES)
     deleted |= demo_sql.delete_stale(managed_street_codes=MANAGED_STREET_CODES)
+    dangling, dangling_comms = demo_cases.delete_dangling_cases()
+    deleted["cases"] += dangling
     clock("清理旧演示数据")
     created: dict[str, int] = {}
     updated: dict[str, int] = {}
@@ -208,6 +220,10 @@ def _write(space: DemoSpace, orgs: DemoOrgs, events: DemoEvents,
     communities_changed(sorted(set(event_comms) | set(visit_comms) | set(contact_comms)))
     clock(f"写入走访 {created['visits']} 条、驻点联系 {created['station_contacts']} 条"
           "（按当日网格归属，计算与对象距离和是否在驻点社区内）")
+    created["case_categories"] = demo_cases.ensure_categories(cases)
+    created["cases"], new_case_comms = demo_cases.insert_cases(reporter_id=reporter, time_zone=tz)
+    communities_changed(sorted(set(case_comms) | set(dangling_comms) | set(new_case_comms)))
+    clock(f"写入民情事项 {created['cases']} 件（按上报当日网格归属）及其流转记录")
 
     counts = {"created": created, "updated": updated, "deleted": deleted}
     if any(sum(v.values()) for v in counts.values()) or result.changed_boundary_ids:
@@ -241,7 +257,11 @@ def demo_build(*, scale: str, seed: int, progress: Progress | None = None, today
     clock(f"生成近 {demo_events.WINDOW_DAYS} 天走访 {ev['visits']} 条（入户 {ev['visits_household']}、"
           f"楼栋巡查 {ev['visits_building']}、两新组织 {ev['visits_enterprise']}、其他 {ev['visits_other']}），"
           f"驻点签到 {ev['check_ins']} 次、联系群众 {ev['contacts']} 次")
-    counts, result, ids = _write(space, orgs, events, clock)
+    cases = demo_cases.build_cases(space=space, orgs=orgs, today=today)
+    cc = cases.counts
+    clock(f"生成近 {demo_cases.WINDOW_DAYS} 天民情事项 {cc['cases']} 件（流转 {cc['transitions']} 条，"
+          f"重复 {cc['duplicates']}，退回 {cc['sent_back']}，督办 {cc['escalated']}，当前超期 {cc['overdue_open']}）")
+    counts, result, ids = _write(space, orgs, events, cases, clock)
     return DemoSummary(
         scale=scale,
         seed=seed,
@@ -262,4 +282,5 @@ def demo_build(*, scale: str, seed: int, progress: Progress | None = None, today
         space=ids,
         orgs=demo_orgs.orgs_summary(orgs, space),
         events=demo_events.events_summary(events),
+        cases=demo_cases.cases_summary(cases),
     )

@@ -63,14 +63,22 @@ class WorkDays:
             if not (previous <= begin < end):
                 raise ValueError("工作时段必须按时间先后排列且互不重叠")
             previous = end
+        # The periods as second offsets from midnight, computed once: deadlines are computed by
+        # the ten thousand when the demo builds a year of cases.
+        spans = tuple((timedelta(seconds=_seconds(b)), timedelta(seconds=_seconds(e))) for b, e in self.periods)
+        object.__setattr__(self, "_spans", spans)
 
     def is_workday(self, day: date) -> bool:
         worked = self.overrides.get(day)
         return day.weekday() < 5 if worked is None else worked
 
     @property
+    def spans(self) -> tuple[tuple[timedelta, timedelta], ...]:
+        return self._spans  # type: ignore[attr-defined,no-any-return]
+
+    @property
     def seconds_per_day(self) -> int:
-        return sum(_seconds(end) - _seconds(begin) for begin, end in self.periods)
+        return int(sum((e - b).total_seconds() for b, e in self.spans))
 
 
 def parse_periods(pairs: object) -> tuple[Period, ...]:
@@ -111,9 +119,9 @@ def add_working_hours(start: datetime, hours: float | int | Decimal, *, days: Wo
     for _ in range(_MAX_DAYS):
         if days.is_workday(day):
             midnight = datetime.combine(day, time.min, tzinfo=days.tz)
-            for begin, end in days.periods:
-                lo = max(local, midnight + timedelta(seconds=_seconds(begin)))
-                hi = midnight + timedelta(seconds=_seconds(end))
+            for begin, end in days.spans:
+                lo = max(local, midnight + begin)
+                hi = midnight + end
                 if lo >= hi:
                     continue
                 if left <= hi - lo:
@@ -133,9 +141,9 @@ def working_time_between(a: datetime, b: datetime, *, days: WorkDays) -> timedel
     while day <= b.date():
         if days.is_workday(day):
             midnight = datetime.combine(day, time.min, tzinfo=days.tz)
-            for begin, end in days.periods:
-                lo = max(a, midnight + timedelta(seconds=_seconds(begin)))
-                hi = min(b, midnight + timedelta(seconds=_seconds(end)))
+            for begin, end in days.spans:
+                lo = max(a, midnight + begin)
+                hi = min(b, midnight + end)
                 if hi > lo:
                     total += hi - lo
         day += timedelta(days=1)

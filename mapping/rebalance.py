@@ -80,6 +80,8 @@ PRECISION_DEG = 1e-9
 LAMBDA = 0.05
 # Random spanning trees drawn for one bisection or one ReCom pair.
 TREES = 8
+# Transfers tried by one ejection chain (depth first over neighbouring cells) before giving up.
+CHAIN_BUDGET = 60
 # Straight cuts tried per direction before the spanning trees.
 STRAIGHT_CANDIDATES = 6
 DIRECTIONS_DEG = (0.0, 90.0, 45.0, 135.0)
@@ -681,64 +683,77 @@ class _Search:
     def cell_neighbours(self, lab: int) -> set[int]:
         return {int(self.label[v]) for u_ in self.members[lab] for v in self.u.neighbours[u_]} - {lab, -1}
 
-    def _path(self, start: int, wanted: Any) -> list[int] | None:
-        """The shortest path of free cells from `start` to the nearest cell for which `wanted`."""
-        previous: dict[int, int] = {start: start}
-        queue = deque([start])
-        while queue:
-            c = queue.popleft()
-            for d in sorted(self.cell_neighbours(c)):
-                if d in previous or d in self.frozen:
-                    continue
-                previous[d] = c
-                if wanted(d):
-                    path = [d]
-                    while path[-1] != start:
-                        path.append(previous[path[-1]])
-                    return path[::-1]
-                queue.append(d)
-        return None
-
-    def _transfer(self, frm: int, to: int, amount: float, log: list[tuple[int, int]]) -> bool:
-        """Move about `amount` households of boundary units from `frm` into `to`."""
+    def _transfer(
+        self, frm: int, to: int, amount: float, log: list[tuple[int, int]], *, floor: float = 0.0,
+        ceiling: float = math.inf,
+    ) -> bool:
+        """Move at least `amount` households of boundary units from `frm` into `to`, overshooting as
+        little as possible, never leaving `frm` below `floor` nor `to` above `ceiling`."""
         moved = 0.0
         while moved < amount:
             remaining = amount - moved
+            room = min(self.h[frm] - floor, ceiling - self.h[to])
             best: tuple[tuple[float, float, int], int] | None = None
             for unit in {v for w in self.members[to] for v in self.u.neighbours[w] if self.label[v] == frm}:
                 hh = float(self.u.households[unit])
-                if hh == 0:
+                if hh == 0 or hh > room:
                     continue
                 key = (max(0.0, hh - remaining), self.cost(unit, frm, to) / hh, unit)
                 if (best is None or key < best[0]) and self.stays_connected(frm, unit):
                     best = (key, unit)
             if best is None:
-                return moved > 0
+                return False
             unit = best[1]
             log.append((unit, frm))
             self.move(unit, to)
             moved += float(self.u.households[unit])
         return True
 
+    def _undo(self, log: list[tuple[int, int]], mark: int) -> None:
+        while len(log) > mark:
+            unit, frm = log.pop()
+            self.move(unit, frm)
+
+    def _eject(self, cell: int, visited: set[int], log: list[tuple[int, int]], budget: list[int]) -> bool:
+        """Push `cell`'s excess into a neighbour, and that one's new excess further on (an ejection
+        chain, depth first, most room first), until a cell absorbs it."""
+        for d in sorted(self.cell_neighbours(cell) - self.frozen - visited, key=lambda x: (self.h[x], x)):
+            if budget[0] <= 0:
+                return False
+            budget[0] -= 1
+            mark = len(log)
+            if self._transfer(cell, d, self.h[cell] - self.hi, log, floor=self.lo):
+                if self.h[d] <= self.hi or self._eject(d, visited | {d}, log, budget):
+                    return True
+            self._undo(log, mark)
+        return False
+
+    def _pull(self, cell: int, visited: set[int], log: list[tuple[int, int]], budget: list[int]) -> bool:
+        """Pull `cell`'s shortfall from a neighbour, and that one's new shortfall from further on."""
+        for d in sorted(self.cell_neighbours(cell) - self.frozen - visited, key=lambda x: (-self.h[x], x)):
+            if budget[0] <= 0:
+                return False
+            budget[0] -= 1
+            mark = len(log)
+            if self._transfer(d, cell, self.lo - self.h[cell], log, ceiling=self.hi):
+                if self.h[d] >= self.lo or self._pull(d, visited | {d}, log, budget):
+                    return True
+            self._undo(log, mark)
+        return False
+
     def chain_step(self) -> bool:
+        """Move households along a chain of cells from an out-of-range cell to one with room (or
+        the other way), kept only when the total violation drops."""
         for c in [lab for lab in self.out_of_range() if self.viol(lab) > 0]:
-            if self.h[c] > self.hi:
-                path = self._path(c, lambda d: self.h[d] < self.hi)
-                amount = None if path is None else min(self.h[c] - self.hi, self.hi - self.h[path[-1]])
-            else:
-                path = self._path(c, lambda d: self.h[d] > self.lo)
-                path = None if path is None else path[::-1]
-                amount = None if path is None else min(self.lo - self.h[c], self.h[path[0]] - self.lo)
-            if path is None or amount is None or len(path) < 3:
-                continue  # a path of two cells is a flip, already tried
             before = self.total_violation()
             log: list[tuple[int, int]] = []
-            ok = all(self._transfer(path[j], path[j + 1], amount, log) for j in range(len(path) - 2, -1, -1))
-            if ok and self.total_violation() < before:
+            budget = [CHAIN_BUDGET]
+            push = self.h[c] > self.hi
+            done = self._eject(c, {c}, log, budget) if push else self._pull(c, {c}, log, budget)
+            if done and self.total_violation() < before:
                 self.steps["chains"] += 1
                 return True
-            for unit, frm in reversed(log):
-                self.move(unit, frm)
+            self._undo(log, 0)
         return False
 
     # --- step 3: ReCom -------------------------------------------------------------------------

@@ -8,6 +8,8 @@ statement doing the same spatial work), so the ratio, not the seconds, is what t
 from __future__ import annotations
 
 import argparse
+import gc
+import json
 import os
 import platform
 import subprocess
@@ -347,21 +349,157 @@ def bench_sync(n_items: int = 500) -> None:
         f"hand-written INSERT of the same {n} rows, lookups done", t_floor, unit="ms")
 
 
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _box_of_buildings(street_id: int, *, at_least: int) -> tuple[float, float, float, float]:
+    """A box around a building in the middle of the street, grown until it holds `at_least`."""
+    buildings = Building.objects.filter(community__street_id=street_id).order_by("code")
+    centre = buildings[buildings.count() // 2].point
+    half = 0.0005
+    while True:
+        box = (centre.x - half * 1.5, centre.y - half, centre.x + half * 1.5, centre.y + half)
+        n = scalar(
+            "SELECT count(*) FROM grid_building b JOIN grid_community c ON c.id = b.community_id "
+            "WHERE c.street_id = %s AND b.geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)",
+            [street_id, *box],
+        )
+        if n >= at_least or half > 0.02:  # type: ignore[operator]
+            return box
+        half *= 1.1
+
+
+def bench_geojson(repeats: int = 200) -> None:
+    """A street administrator's map read: the buildings in a box (~150 at district scale) through
+    the API, with PostgreSQL writing the GeoJSON (edge.geojson), against the same statements run
+    directly with psycopg (no Django: the "psql" figure), and against the serializer path it
+    replaced. The three are timed in turn within each repeat, so load on the machine falls on all
+    of them alike; p50 and p95 over `repeats`."""
+    from unittest import mock
+
+    from django.contrib.auth import get_user_model
+    from rest_framework.test import APIClient
+
+    import grid.apis
+    from edge.api import feature_page
+    from grid.models import Role, RoleAssignment
+
+    street_id, street_code = Building.objects.order_by("community__street__code").values_list(
+        "community__street_id", "community__street__code"
+    )[0]
+    user, _ = get_user_model().objects.get_or_create(username="bench_street_admin")
+    RoleAssignment.objects.get_or_create(user=user, role=Role.STREET_ADMIN, street_id=street_id)
+    client = APIClient()
+    client.force_authenticate(user)
+    box = _box_of_buildings(street_id, at_least=140)
+    # One page holds them all, as a map client asks.
+    url = "/api/buildings/?in_bbox=" + ",".join(f"{v:.6f}" for v in box) + "&page_size=1000"
+
+    def serializer_path(*, request: object, view: object, queryset: object, layout: object) -> object:
+        return feature_page(request=request, view=view, queryset=queryset,  # type: ignore[arg-type]
+                            serializer_class=layout.serializer)  # type: ignore[attr-defined]
+
+    def get() -> bytes:
+        response = client.get(url)
+        if response.status_code != 200:
+            raise SystemExit(f"bbox read failed: {response.status_code} {response.content[:300]!r}")
+        return response.content
+
+    # The statements the new path sends, as literal SQL (what one would paste into psql).
+    statements: list[tuple[str, object]] = []
+
+    def capture(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        statements.append((sql, params))
+        return execute(sql, params, many, context)
+
+    def old() -> None:
+        with mock.patch.object(grid.apis, "feature_collection_page", serializer_path):
+            get()
+
+    with connection.execute_wrapper(capture):
+        body = get()
+    new_statements, statements[:] = statements[:], []
+    with connection.execute_wrapper(capture):
+        old()
+    old_statements = statements[:]
+    features = len(json.loads(body)["features"])
+    connection.ensure_connection()
+    raw = connection.connection  # psycopg's own connection: no Django between us and PostgreSQL
+    with raw.cursor() as cursor:
+        literal = [cursor.mogrify(sql, params) for sql, params in new_statements]
+        old_literal = [cursor.mogrify(sql, params) for sql, params in old_statements]
+
+    def run(sqls: list[str]) -> Callable[[], None]:
+        def direct() -> None:
+            with raw.cursor() as cursor:
+                for sql in sqls:
+                    cursor.execute(sql)
+                    cursor.fetchall()
+
+        return direct
+
+    direct, old_direct = run(literal), run(old_literal)
+    times: dict[str, list[float]] = {"new": [], "old": [], "direct": [], "old_direct": []}
+    for _ in range(20):  # warm-up: plans, caches, connections
+        get()
+        old()
+        direct()
+        old_direct()
+    # What the warm-up left (Django, the app, caches) is frozen out of the collector's reach, as a
+    # pre-forking server does: a full collection caused by one path's garbage then costs the
+    # next path little, and no sample pays for the whole heap.
+    gc.collect()
+    gc.freeze()
+    for _ in range(repeats):
+        for name, fn in (("new", get), ("old", old), ("direct", direct), ("old_direct", old_direct)):
+            times[name].append(timed(fn)[0])
+    gc.unfreeze()
+    p = {k: (percentile(v, 0.5), percentile(v, 0.95)) for k, v in times.items()}
+    what = (f"street admin's bbox read of {features} buildings (street {street_code}), "
+            f"`GET /api/buildings/?in_bbox=…`, PostgreSQL writes the GeoJSON")
+    floor = f"the same {len(literal)} statements (role lookup; count and features) run directly (psycopg)"
+    row(f"{what}, p50 of {repeats}", p["new"][0], f"{floor}, p50", p["direct"][0], unit="ms")
+    row(f"{what}, p95 of {repeats}", p["new"][1], f"{floor}, p95", p["direct"][1], unit="ms")
+    row(f"the same read through the serializer path it replaced, p50 of {repeats}", p["old"][0],
+        f"{floor}, p50", p["direct"][0], unit="ms")
+    row(f"the same read through the serializer path it replaced, p95 of {repeats}", p["old"][1],
+        f"{floor}, p95", p["direct"][1], unit="ms")
+    row(f"the serializer path's own {len(old_literal)} statements (role lookup, COUNT, rows) run directly, p50",
+        p["old_direct"][0], f"{floor}, p50", p["direct"][0], unit="ms")
+
+
+BENCHES = ["make_demo", "points", "reassign", "redraw", "import", "sync", "geojson"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", default="district", choices=["demo", "district"])
     parser.add_argument("--points", type=int, default=2000)
     parser.add_argument("--skip-build", action="store_true", help="reuse the data already in wangge_bench")
+    parser.add_argument("--only", choices=BENCHES, action="append",
+                        help="run only these benchmarks (repeatable); with --skip-build, no rebuild")
+    parser.add_argument("--repeats", type=int, default=200, help="repeats of the geojson read")
     args = parser.parse_args()
-    if not args.skip_build:
+    chosen = set(args.only or BENCHES)
+    if not args.skip_build and "make_demo" in chosen:
         bench_make_demo(args.scale)
-    bench_point_lookup(args.points)
-    bench_reassign()
-    bench_redraw()
-    bench_import()
-    bench_sync()
+    if "points" in chosen:
+        bench_point_lookup(args.points)
+    if "reassign" in chosen:
+        bench_reassign()
+    if "redraw" in chosen:
+        bench_redraw()
+    if "import" in chosen:
+        bench_import()
+    if "sync" in chosen:
+        bench_sync()
+    if "geojson" in chosen:
+        bench_geojson(args.repeats)
+    command = "ops/bench " + " ".join(sys.argv[1:]) if sys.argv[1:] else f"ops/bench --scale {args.scale}"
     print(f"Machine: {os.cpu_count()} cores, {platform.python_version()}, "
-          f"{scalar('SELECT postgis_lib_version()')} PostGIS; command: `ops/bench --scale {args.scale}`\n")
+          f"{scalar('SELECT postgis_lib_version()')} PostGIS; command: `{command}`\n")
     print("| what | ours | limit in the same run | ratio |")
     print("|---|---|---|---|")
     for r in rows:

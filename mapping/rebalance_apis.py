@@ -54,7 +54,8 @@ class PlanSuggestApi(ReachAPIView):
             201: OpenApiResponse(OpenApiTypes.OBJECT, description="方案（同详情）及 suggestion"),
             **write_errors(
                 capability=plans_access.CAPABILITY,
-                codes="reference_not_found, plan_name_required, value_invalid, plan_codes_exhausted, geometry_*",
+                codes="reference_not_found, plan_name_required, value_invalid, plan_codes_exhausted, "
+                "plan_suggest_geometry_failed, geometry_*",
             ),
             **CONFLICT,
         },

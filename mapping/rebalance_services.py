@@ -41,7 +41,16 @@ def _rules(data: RebalanceInput, *, seed: int, locked: Collection[str]) -> Rules
 def suggestion_compute(*, community: Community, seed: int = 0, locked: Collection[str] = ()) -> Suggestion:
     """The suggested rebalance of `community`'s grid as it stands (nothing written)."""
     data = community_load(community)
-    return rebalance(data, _rules(data, seed=seed, locked=locked))
+    rules = _rules(data, seed=seed, locked=locked)
+    try:
+        return rebalance(data, rules)
+    except shapely.errors.GEOSException as exc:
+        # Stored shapes are valid (CHECK constraints), so this is GEOS failing on a degenerate
+        # overlay: said plainly, never a 500.
+        raise DomainError(
+            f"本社区的网格或楼栋几何无法计算调整建议（{exc}），请检查网格边界与楼栋轮廓",
+            code="plan_suggest_geometry_failed", detail={"community": community.code},
+        ) from exc
 
 
 @transaction.atomic

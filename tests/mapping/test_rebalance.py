@@ -9,6 +9,8 @@ A 400, B 300, C 500, 1,100 of 1,200 households (92 %) left where they are. Pure-
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import pytest
 import shapely
@@ -219,3 +221,26 @@ def test_a_locked_cell_is_not_touched(plan_scene: PlanScene):
     assert suggestion.moves == [] and not any(c.changed for c in suggestion.cells)
     assert set(PlanCell.objects.filter(plan=plan, locked=True).values_list("code", flat=True)) == {s.b.code}
     assert [f.code for f in suggestion.findings] == ["cell_out_of_range"]
+
+
+def test_a_redraw_while_the_suggestion_is_computed_refuses_the_draft(plan_scene: PlanScene, monkeypatch):
+    """Another write redraws a cell between the load and the draft: the draft would be based on
+    lines the suggestion never saw, so it is refused (plan_stale) and nothing is written."""
+    from edge.errors import Conflict
+    from grid import services as grid_services
+    from mapping import rebalance_services
+
+    s = plan_scene
+    computed = rebalance_services.suggestion_compute
+
+    def compute_then_redraw(**kwargs):
+        answer = computed(**kwargs)
+        grid_services.grid_boundary_set(cell=s.a, geom=rect(X, Y, X + 0.0039, Y + 0.004), valid_from=date(2025, 6, 1))
+        return answer
+
+    monkeypatch.setattr(rebalance_services, "suggestion_compute", compute_then_redraw)
+    plans, audits = Plan.objects.count(), AuditEvent.objects.count()
+    with pytest.raises(Conflict) as refused:
+        plan_suggest(community=s.community)
+    assert refused.value.code == "plan_stale"
+    assert (Plan.objects.count(), AuditEvent.objects.count()) == (plans, audits)

@@ -31,6 +31,7 @@ urlpatterns = [
     path("admin/login/", sign_in, name="sign-in"),
     path("admin/", admin.site.urls),
     path("dashboard/export/", include("mapping.export_urls")),
+    path("planning/", include("mapping.planning_urls")),
     path("dashboard/", include("mapping.page_urls")),
     path("tablet/", TabletView.as_view(), name="tablet"),
     path("tablet/sw.js", TabletServiceWorkerView.as_view(), name="tablet-sw"),

@@ -31,6 +31,7 @@ accounts stay, unless what they point at is deleted by the build (as for field e
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import uuid
 import zlib
@@ -46,7 +47,7 @@ import shapely
 from django.conf import settings
 from django.db import connection
 
-from data.demo_orgs import DemoOrgs, _One, _one_name
+from data.demo_orgs import DemoOrgs, _one_name
 from data.demo_space import DemoSpace, _Rand
 from grid import coords
 from grid.models import Building, Community, GridCell, Street
@@ -172,11 +173,19 @@ class Category:
     limits: dict[str, Decimal]  # state -> hours of its step
     urgent: bool
 
+    @property
+    def seconds(self) -> dict[str, int]:
+        return self._seconds  # type: ignore[attr-defined,no-any-return]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_seconds", {s: int(h * 3600) for s, h in self.limits.items()})
+
 
 @dataclass
 class DemoCases:
-    cases: list[tuple] = field(default_factory=list)
-    transitions: list[tuple] = field(default_factory=list)
+    # COPY text lines of the stages (CASE_COLUMNS, TRANSITION_COLUMNS), one per case / transition.
+    cases: list[str] = field(default_factory=list)
+    transitions: list[str] = field(default_factory=list)
     missing_categories: list[str] = field(default_factory=list)  # codes to create before writing
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -189,6 +198,44 @@ class DemoCasesSummary:
 # ------------------------------------------------------------------------------------------------
 # The loop of one case, as the services would have run it
 # ------------------------------------------------------------------------------------------------
+
+
+_M64 = (1 << 64) - 1
+
+
+def _mix64(z: int) -> int:
+    """splitmix64's finaliser (as data.demo_orgs): a well-mixed 64-bit hash of a 64-bit integer."""
+    z = (z + 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+class _Draws:
+    """Uniform draws in [0, 1) that depend only on (seed, case key, stream). The key is hashed once
+    per case and each draw costs one mix: a district year has ~200,000 cases of ~30 draws each."""
+
+    def __init__(self, seed: int) -> None:
+        self._seed = _mix64(seed & _M64)
+        self._streams: dict[str, int] = {}
+
+    def of(self, key: tuple[int, ...]) -> Any:
+        h = self._seed
+        for k in key:
+            h = _mix64(h ^ (int(k) & _M64))
+        streams = self._streams
+
+        def draw(stream: str) -> float:
+            s = streams.get(stream)
+            if s is None:
+                s = streams[stream] = _mix64(zlib.crc32(stream.encode()))
+            return (_mix64(h ^ s) >> 11) * (1.0 / (1 << 53))
+
+        return draw
+
+
+def _fmt(value: Any) -> str:
+    return "\\N" if value is None else str(value)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -216,8 +263,9 @@ class _Life:
         self._row(A.REPORT, "", S.REPORTED, case["reported"], case["reporter_name"], case["description"][:200])
 
     def _due(self, state: str, start: datetime, factor: float = 1.0) -> datetime:
-        hours = self.cat.limits[state] * Decimal(str(round(factor, 3)))
-        return deadline_after(start, hours, urgent=self.cat.urgent, days=self.g.days)
+        # Whole seconds, like the service's limits (factor 1 gives exactly the service's deadline).
+        amount = timedelta(seconds=round(self.cat.seconds[state] * factor))
+        return deadline_after(start, amount, urgent=self.cat.urgent, days=self.g.days)
 
     def after(self, state: str, factor: float, start: datetime | None = None) -> datetime:
         """A moment `factor` × the limit of `state`'s step after `start` (default: the step's start)."""
@@ -248,7 +296,7 @@ class _Life:
 
     def _row(self, action: str, from_state: str, to_state: str, at: datetime, actor: str, reason: str, *,
              assignee: tuple[str, str] = ("", ""), level: int | None = None, deadline: datetime | None = None,
-             overdue: bool = False, position: tuple | None = None, merged_into: str = "") -> None:
+             overdue: bool = False, position: list[Any] | None = None, merged_into: str = "") -> None:
         self.rows.append({
             "seq": len(self.rows), "action": action, "from_state": from_state, "to_state": to_state, "at": at,
             "actor_name": actor, "reason": reason, "position": position, "assignee_org_code": assignee[0],
@@ -257,7 +305,7 @@ class _Life:
         })
 
     def go(self, action: str, to_state: str, at: datetime, actor: str, reason: str = "", *,
-           position: tuple | None = None, assignee: tuple[str, str, str] | None = None,
+           position: list[Any] | None = None, assignee: tuple[str, str, str] | None = None,
            merged_into: str = "") -> bool:
         """Take `action` at `at`; False (and the case stays where it is) when `at` is not past yet."""
         if self.stopped or at >= self.g.now:
@@ -304,7 +352,8 @@ class _CaseGen:
         self.end = (today - timedelta(days=1)).toordinal()
         self.start = self.end - WINDOW_DAYS + 1
         self.rand = _Rand(space.seed)
-        self.one = _One(self.rand)
+        self.one = _Rand(space.seed).one
+        self.draws = _Draws(space.seed)
         self.cats, self.days = categories, days
         b = space.buildings
         pts = shapely.get_coordinates(shapely.point_on_surface(b.geom))
@@ -331,6 +380,10 @@ class _CaseGen:
         self.month_weights = {
             m: shares * np.array([SEASONS[c][1].get(m, 1.0) for c in codes]) for m in range(1, 13)
         }
+        self.month_cum = {m: list(np.cumsum(w) / w.sum()) for m, w in self.month_weights.items()}
+        self._cums: dict[str, tuple[list[int], list[float]]] = {}
+        # Captured positions still in WGS-84, [lon, lat, ...] lists converted to GCJ-02 in place.
+        self._to_gcj: list[list[Any]] = []
         self.out = DemoCases()
 
     # -- where and what ----------------------------------------------------------------------------
@@ -364,28 +417,46 @@ class _CaseGen:
                 out.append((grids[gi], int(days[di]), k))
         return out
 
-    def _place(self, code: str, bi: int, key: tuple[int, ...], spread: float) -> tuple[float, float]:
-        one = self.one
-        metres = spread * one("case:off", *key)
-        angle = 2 * np.pi * one("case:ang", *key)
+    def _grid_cum(self, grid: str) -> tuple[list[int], list[float]]:
+        """The grid's buildings and their cumulative share of its households (cached)."""
+        found = self._cums.get(grid)
+        if found is None:
+            members = self.by_grid[grid]
+            weights = np.maximum(self.space.buildings.households[members].astype(np.float64), 1.0)
+            found = self._cums[grid] = (members, list(np.cumsum(weights) / weights.sum()))
+        return found
+
+    def _convert_captured(self) -> None:
+        """What AMap tablets report: every pending position as GCJ-02, 7 decimals, in one call."""
+        if not self._to_gcj:
+            return
+        lon = np.array([p[0] for p in self._to_gcj])
+        lat = np.array([p[1] for p in self._to_gcj])
+        g_lon, g_lat = coords.wgs84_to_gcj02(lon, lat)
+        for p, x, y in zip(self._to_gcj, np.round(g_lon, 7).tolist(), np.round(g_lat, 7).tolist(), strict=True):
+            p[0], p[1] = x, y
+        self._to_gcj.clear()
+
+    def _place(self, d: Any, bi: int, spread: float) -> tuple[float, float]:
+        metres = spread * d("case:off")
+        angle = 2 * np.pi * d("case:ang")
         lat = self.blat[bi] + metres * np.sin(angle) / _M_PER_DEG
         lon = self.blon[bi] + metres * np.cos(angle) / (_M_PER_DEG * np.cos(np.radians(self.blat[bi])))
         return float(lon), float(lat)
 
-    def _when(self, source: str, day: int, key: tuple[int, ...]) -> datetime:
-        one = self.one
+    def _when(self, source: str, day: int, d: Any) -> datetime:
         if source == "hotline":
-            minutes = 8 * 60 + int(14 * 60 * one("case:time", *key))
+            minutes = 8 * 60 + int(14 * 60 * d("case:time"))
         else:
-            minutes = 8 * 60 + 30 + int(9 * 60 * one("case:time", *key))
+            minutes = 8 * 60 + 30 + int(9 * 60 * d("case:time"))
             if 12 * 60 <= minutes < 14 * 60:
                 minutes += 120
             minutes = min(minutes, 17 * 60 + 55)
         return datetime.combine(date.fromordinal(day), time.min, tzinfo=self.tz) + timedelta(minutes=minutes)
 
-    def _source(self, day: int, grid: str, key: tuple[int, ...]) -> str:
+    def _source(self, day: int, grid: str, d: Any) -> str:
         weekend = (day - 1) % 7 >= 5
-        u = self.one("case:src", *key)
+        u = d("case:src")
         if weekend:
             return "hotline" if u < 0.85 or grid not in self.worker else "visit"
         acc, chosen = 0.0, SOURCES[-1][0]
@@ -400,27 +471,23 @@ class _CaseGen:
 
     def _case(self, grid: str, day: int, key: tuple[int, ...], *, code: str | None = None,
               bi: int | None = None, source: str | None = None, spread: float | None = None) -> dict[str, Any]:
-        one, b = self.one, self.space.buildings
+        b, d = self.space.buildings, self.draws.of(key)
         if code is None:
-            month = date.fromordinal(day).month
-            w = self.month_weights[month]
-            code = self.codes[min(len(self.codes) - 1, int(np.searchsorted(np.cumsum(w) / w.sum(),
-                                                                            one("case:cat", *key), side="right")))]
+            cum = self.month_cum[date.fromordinal(day).month]
+            code = self.codes[min(len(self.codes) - 1, bisect.bisect_right(cum, d("case:cat")))]
         if bi is None:
-            members = self.by_grid[grid]
-            weights = np.maximum(b.households[members].astype(np.float64), 1.0)
-            cum = np.cumsum(weights) / weights.sum()
-            bi = members[min(len(members) - 1, int(np.searchsorted(cum, one("case:bld", *key), side="right")))]
-        source = source or self._source(day, grid, key)
+            members, cum = self._grid_cum(grid)
+            bi = members[min(len(members) - 1, bisect.bisect_right(cum, d("case:bld")))]
+        source = source or self._source(day, grid, d)
         community = self.community_of_grid[grid]
         street = grid[:9]
-        lon, lat = self._place(code, bi, key, spread if spread is not None else (6 if code in AT_DOOR else 45))
-        captured: tuple[Any, ...] = (None, None, "", None)
+        lon, lat = self._place(d, bi, spread if spread is not None else (6 if code in AT_DOOR else 45))
+        captured: list[Any] = [None, None, "", None]
         if source in ("visit", "station_contact"):
-            gcj = one("case:crs", *key) < 0.85
-            c_lon, c_lat = coords.wgs84_to_gcj02(lon, lat) if gcj else (lon, lat)
-            c_lon, c_lat = round(float(c_lon), 7), round(float(c_lat), 7)
-            captured = (c_lon, c_lat, "gcj02" if gcj else "wgs84", round(5 + 25 * one("case:acc", *key) ** 2, 1))
+            gcj = d("case:crs") < 0.85
+            captured = [round(lon, 7), round(lat, 7), "gcj02" if gcj else "wgs84", round(5 + 25 * d("case:acc") ** 2, 1)]
+            if gcj:
+                self._to_gcj.append(captured)  # converted for all cases at once (coords is vectorised)
         else:
             # Entered at the office from an address: the case stands at the building.
             lon, lat = float(self.blon[bi]), float(self.blat[bi])
@@ -433,32 +500,36 @@ class _CaseGen:
         }[source]
         texts = DESCRIPTIONS[code]
         resident = ""
-        if source in ("hotline", "counter") and one("case:res", *key) < 0.7:
-            resident = _one_name(self.one, "case:name", one("case:g", *key) < 0.5, *key)
+        if source in ("hotline", "counter") and d("case:res") < 0.7:
+            # _one_name draws through a callable (stream, *keys); this case's draws take the stream only.
+            draws_of_case: Any = lambda stream, *_keys: d(stream)  # noqa: E731
+            resident = _one_name(draws_of_case, "case:name", d("case:g") < 0.5)
         return {
-            "key": key, "grid": grid, "community_code": community, "street_code": street, "code": code,
+            "key": key, "d": d, "grid": grid, "community_code": community, "street_code": street, "code": code,
             "source": source, "building": b.code[bi], "address": f"{b.address[bi]}附近" if b.address[bi] else "",
             "lon": lon, "lat": lat, "captured": captured, "resident": resident, "reporter_name": reporter,
-            "reported": self._when(source, day, key), "bi": bi,
-            "description": texts[min(len(texts) - 1, int(len(texts) * one("case:txt", *key)))],
+            "reported": self._when(source, day, d), "bi": bi,
+            "description": texts[min(len(texts) - 1, int(len(texts) * d("case:txt")))],
         }
 
     # -- the loop ---------------------------------------------------------------------------------
 
-    def _factor(self, stream: str, key: tuple[int, ...], *, lo: float = 0.1, hi: float = 0.8,
-                late: float = LATE_SHARE) -> float:
-        one = self.one
-        if one(f"{stream}:late", *key) < late:
-            return 1.15 + 2.5 * one(f"{stream}:lf", *key)
-        return lo + (hi - lo) * one(f"{stream}:f", *key)
+    @staticmethod
+    def _factor(d: Any, stream: str, *, lo: float = 0.1, hi: float = 0.8, late: float = LATE_SHARE) -> float:
+        """A step's time as a share of its limit: mostly in time, late with probability `late`."""
+        u = d(stream)
+        if u < late:
+            return 1.15 + 2.5 * (u / late)
+        return lo + (hi - lo) * ((u - late) / (1 - late))
 
-    def _onsite(self, case: dict[str, Any], key: tuple[int, ...], stream: str) -> tuple:
+    def _onsite(self, case: dict[str, Any], stream: str) -> list[Any]:
         """A re-check's position near the case, as an AMap tablet reports it (GCJ-02). The stored
         WGS-84 point is the true one: the service's inverse of the rounded value differs by < 1 cm."""
-        lon, lat = self._place(case["code"], case["bi"], (*key, zlib_key(stream)), 25)
-        g_lon, g_lat = coords.wgs84_to_gcj02(lon, lat)
-        c_lon, c_lat = round(float(g_lon), 7), round(float(g_lat), 7)
-        return (c_lon, c_lat, "gcj02", round(5 + 15 * self.one(f"{stream}:acc", *key), 1), lon, lat)
+        draw = case["d"]
+        lon, lat = self._place(lambda s: draw(f"{stream}:{s}"), case["bi"], 25)
+        onsite = [lon, lat, "gcj02", round(5 + 15 * draw(f"{stream}:acc"), 1), lon, lat]
+        self._to_gcj.append(onsite)
+        return onsite
 
     def _route(self, case: dict[str, Any], cat: Category) -> tuple[str, str, str]:
         if cat.default_body:
@@ -470,18 +541,18 @@ class _CaseGen:
         return committee[0], committee[1], Case.Route.STREET
 
     def _live(self, case: dict[str, Any]) -> _Life:
-        key, one, cat = case["key"], self.one, self.cats[case["code"]]
+        d, cat = case["d"], self.cats[case["code"]]
         life = _Life(self, case, cat)
         office = f"{self.street_name[case['street_code']]}网格化服务管理中心"
-        stuck = int(6 * one("case:stuck:step", *key)) if one("case:stuck", *key) < STUCK_SHARE else -1
+        stuck = int(6 * d("case:stuck:step")) if d("case:stuck") < STUCK_SHARE else -1
 
         def factor(step: int, stream: str, **kw: Any) -> float:
             if step == stuck:
-                return 6 + 20 * one("case:stuck:f", *key)
-            return self._factor(stream, key, **kw)
+                return 6 + 20 * d("case:stuck:f")
+            return self._factor(d, stream, **kw)
 
-        if one("case:decline", *key) < DECLINE_SHARE:
-            reason = DECLINE_REASONS[int(len(DECLINE_REASONS) * one("case:dr", *key))]
+        if d("case:decline") < DECLINE_SHARE:
+            reason = DECLINE_REASONS[int(len(DECLINE_REASONS) * d("case:dr"))]
             life.go(A.DECLINE, S.REJECTED, life.after(S.REPORTED, factor(0, "s0")), office, reason)
             return life
         if not life.go(A.ACCEPT, S.REGISTERED, life.after(S.REPORTED, factor(0, "s0")), office):
@@ -490,12 +561,12 @@ class _CaseGen:
         if not life.go(A.DISPATCH, S.DISPATCHED, life.after(S.REGISTERED, factor(1, "s1")), office,
                        f"派遣至{route[1]}", assignee=route):
             return life
-        if one("case:back", *key) < SEND_BACK_SHARE:
-            at = life.after(S.DISPATCHED, 0.03 + 0.12 * one("case:back:f", *key))
-            reason = SEND_BACK_REASONS[int(len(SEND_BACK_REASONS) * one("case:back:r", *key))]
+        if d("case:back") < SEND_BACK_SHARE:
+            at = life.after(S.DISPATCHED, 0.03 + 0.12 * d("case:back:f"))
+            reason = SEND_BACK_REASONS[int(len(SEND_BACK_REASONS) * d("case:back:r"))]
             if not life.go(A.SEND_BACK, S.REGISTERED, at, route[1], reason):
                 return life
-            body = MANUAL_BODIES[int(len(MANUAL_BODIES) * one("case:back:b", *key))]
+            body = MANUAL_BODIES[int(len(MANUAL_BODIES) * d("case:back:b"))]
             route = ("", body, Case.Route.MANUAL)
             if not life.go(A.DISPATCH, S.DISPATCHED, life.after(S.REGISTERED, factor(1, "s1b")), office,
                            f"改派至{body}", assignee=route):
@@ -507,45 +578,45 @@ class _CaseGen:
                  factor: Any) -> None:
         """From 派遣 to 结案: the body's work, its feedback, the on-site re-check (failing now and
         then), and the close."""
-        key, one = case["key"], self.one
+        d = case["d"]
         field_actor = self.worker.get(case["grid"], "网格员")
         dispatched = life.step_started
-        start = life.after(S.DISPATCHED, 0.02 + 0.15 * one("case:start", *key))
+        start = life.after(S.DISPATCHED, 0.02 + 0.15 * d("case:start"))
         if not life.go(A.START, S.IN_PROGRESS, start, route[1]):
             return
         handle = max(factor(2, "s2", lo=0.3, hi=0.95, late=LATE_SHARE * (2 if case["code"] == "SG01" else 1)),
-                     0.2 + 0.15 * one("case:start", *key))
-        note = FEEDBACK_NOTES[int(len(FEEDBACK_NOTES) * one("case:fb", *key))]
+                     0.2 + 0.15 * d("case:start"))
+        note = FEEDBACK_NOTES[int(len(FEEDBACK_NOTES) * d("case:fb"))]
         if not life.go(A.FEEDBACK, S.FEEDBACK, life.after(S.DISPATCHED, handle, dispatched), route[1], note):
             return
-        if one("case:recheck", *key) < RECHECK_FAIL_SHARE:
-            onsite = self._onsite(case, key, "rc")
-            reason = RECHECK_REASONS[int(len(RECHECK_REASONS) * one("case:rc:r", *key))]
+        if d("case:recheck") < RECHECK_FAIL_SHARE:
+            onsite = self._onsite(case, "rc")
+            reason = RECHECK_REASONS[int(len(RECHECK_REASONS) * d("case:rc:r"))]
             if not life.go(A.SEND_BACK, S.IN_PROGRESS, life.after(S.FEEDBACK, factor(3, "s3b")), field_actor,
                            reason, position=onsite):
                 return
-            again = life.after(S.IN_PROGRESS, 0.2 + 0.4 * one("case:rc:f", *key))
+            again = life.after(S.IN_PROGRESS, 0.2 + 0.4 * d("case:rc:f"))
             if not life.go(A.FEEDBACK, S.FEEDBACK, again, route[1], "已再次处理"):
                 return
-        onsite = self._onsite(case, key, "vf")
+        onsite = self._onsite(case, "vf")
         if not life.go(A.VERIFY, S.VERIFIED, life.after(S.FEEDBACK, factor(3, "s3")), field_actor,
                        "现场核查，问题已解决", position=onsite):
             return
         life.go(A.CLOSE, S.CLOSED, life.after(S.VERIFIED, factor(4, "s4")), office, "结案")
 
     def _duplicate(self, original: dict[str, Any], life: _Life) -> tuple[dict[str, Any], _Life] | None:
-        key = original["key"]
-        if original["code"] in NO_DUPLICATES or self.one("case:dup", *key) >= DUPLICATE_SHARE:
+        key, d = original["key"], original["d"]
+        if original["code"] in NO_DUPLICATES or d("case:dup") >= DUPLICATE_SHARE:
             return None
         dkey = (*key, 9)
         dup = self._case(original["grid"], original["reported"].toordinal(), dkey, code=original["code"],
                          bi=original["bi"], source="hotline", spread=0)
-        dup["reported"] = original["reported"] + timedelta(hours=1 + 5 * self.one("case:dup:h", *key))
+        dup["reported"] = original["reported"] + timedelta(hours=1 + 5 * d("case:dup:h"))
         if dup["reported"] >= self.now:
             return None
         dlife = _Life(self, dup, self.cats[dup["code"]])
         office = f"{self.street_name[dup['street_code']]}网格化服务管理中心"
-        at = dlife.after(S.REPORTED, 0.2 + 0.6 * self.one("case:dup:m", *key))
+        at = dlife.after(S.REPORTED, 0.2 + 0.6 * d("case:dup:m"))
         if life.closed_at is None or life.closed_at > at:  # the first report is still open then
             dlife.go(A.MERGE, S.MERGED, at, office, "与已受理事项重复，予以合并", merged_into=original["client_id"])
         else:
@@ -571,6 +642,7 @@ class _CaseGen:
         return out
 
     def build(self) -> DemoCases:
+        self.out.counts = {"overdue_open": 0, "escalated": 0, "sent_back": 0}
         made: list[tuple[dict[str, Any], _Life]] = []
         for grid, day, k in self._slots():
             case = self._case(grid, day, (int(grid), day, k))
@@ -578,6 +650,7 @@ class _CaseGen:
         for grid, day, key, bi, code in self._hotspots():
             case = self._case(grid, day, key, code=code, bi=bi, spread=18)
             made.append((case, self._live(case)))
+        self._convert_captured()
         dups = []
         for case, life in made:
             life.finish()
@@ -589,46 +662,48 @@ class _CaseGen:
                 dlife.finish()
                 dup["client_id"] = self._emit(dup, dlife)
                 dups.append(dup)
-        states: dict[str, int] = defaultdict(int)
-        for row in self.out.cases:
-            states[row[CASE_COLUMNS.index("state")]] += 1
-        overdue = sum(1 for r in self.out.cases if r[CASE_COLUMNS.index("deadline")] is not None
-                      and r[CASE_COLUMNS.index("deadline")] < _iso(self.now))
-        self.out.counts = {
+        self.out.counts |= {
             "cases": len(self.out.cases),
             "transitions": len(self.out.transitions),
             "duplicates": len(dups),
-            "overdue_open": overdue,
-            "escalated": sum(1 for r in self.out.cases if r[CASE_COLUMNS.index("escalation_level")] > 0),
-            "sent_back": len({t[0] for t in self.out.transitions if t[2] == A.SEND_BACK}),
-            **{f"state_{k}": v for k, v in sorted(states.items())},
         }
         return self.out
 
     def _emit(self, case: dict[str, Any], life: _Life) -> str:
-        """Stage rows of a case and its timeline; the id is a hash of all of it."""
+        """Stage lines (COPY text) of a case and its timeline; the id is a hash of all of them."""
         c_lon, c_lat, c_crs, acc = case["captured"]
+        is_open = life.state in Case.OPEN_STATES
         body = [
             case["code"], case["source"], case["description"], case["address"], case["building"], case["lon"],
             case["lat"], c_lon, c_lat, c_crs, acc, case["resident"], case["reporter_name"], _iso(case["reported"]),
             life.state, _iso(life.step_started), _iso(life.deadline), life.assignee[0], life.assignee[1],
-            life.assignee[2], life.level, life.escalated_to, _iso(life.next_due if life.state in Case.OPEN_STATES
-                                                                   else None),
+            life.assignee[2], life.level, life.escalated_to, _iso(life.next_due if is_open else None),
             life.ever_overdue, life.version, life.merged_into or None, _iso(life.closed_at),
         ]
-        trows = []
+        body_line = "\t".join(map(_fmt, body))
+        lines = []
         for r in life.rows:
-            pos = r["position"] or (None, None, "", None, None, None)
-            trows.append([
-                r["seq"], r["action"], r["from_state"], r["to_state"], _iso(r["at"]), r["actor_name"], r["reason"],
-                pos[0], pos[1], pos[2], pos[3], pos[4], pos[5], r["assignee_org_code"], r["assignee_name"],
-                r["escalation_level"], _iso(r["deadline"]), r["overdue"], r["version"], r["merged_into"] or None,
-            ])
-        identity = repr((self.seed, case["key"], body, trows))
+            # One f-string per row (a district year has 1.4 million); \\N is COPY's NULL.
+            pos = r["position"]
+            where = "\\N\t\\N\t\t\\N\t\\N\t\\N" if pos is None else "\t".join(map(str, pos))
+            level = "\\N" if r["escalation_level"] is None else r["escalation_level"]
+            deadline = "\\N" if r["deadline"] is None else r["deadline"].isoformat()
+            merged = r["merged_into"] or "\\N"
+            lines.append(
+                f"{r['seq']}\t{r['action']}\t{r['from_state']}\t{r['to_state']}\t{r['at'].isoformat()}\t"
+                f"{r['actor_name']}\t{r['reason']}\t{where}\t{r['assignee_org_code']}\t{r['assignee_name']}\t"
+                f"{level}\t{deadline}\t{r['overdue']}\t{r['version']}\t{merged}"
+            )
+        identity = f"{self.seed}|{case['key']}|{body_line}|" + "\n".join(lines)
         digest = hashlib.sha1(CASE_NAMESPACE.bytes + identity.encode(), usedforsecurity=False).digest()
         client_id = str(uuid.UUID(bytes=digest[:16], version=5))
-        self.out.cases.append((client_id, *body))
-        self.out.transitions.extend((client_id, *t) for t in trows)
+        self.out.cases.append(f"{client_id}\t{body_line}")
+        self.out.transitions.extend(f"{client_id}\t{line}" for line in lines)
+        counts = self.out.counts
+        counts[f"state_{life.state}"] = counts.get(f"state_{life.state}", 0) + 1
+        counts["overdue_open"] += int(is_open and life.deadline is not None and life.deadline < self.now)
+        counts["escalated"] += int(life.level > 0)
+        counts["sent_back"] += int(any(r["action"] == A.SEND_BACK for r in life.rows))
         return client_id
 
 
@@ -716,16 +791,15 @@ _STAGE_SQL = {
 }
 
 
-def _stage(table: str, columns: list[str], rows: list[tuple]) -> None:
-    """COPY plain generated values (no tab, newline or backslash in any text) into a temp table."""
+def _stage(table: str, columns: list[str], lines: list[str]) -> None:
+    """COPY lines of plain generated values (no tab, newline or backslash in any text) into a
+    temporary table."""
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({_STAGE_SQL[table]}) ON COMMIT DROP")
         cursor.execute(f"TRUNCATE {table}")
-        cols = ", ".join(columns)
-        with cursor.cursor.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
-            for start in range(0, len(rows), 10_000):
-                chunk = rows[start:start + 10_000]
-                copy.write("".join("\t".join("\\N" if v is None else str(v) for v in row) + "\n" for row in chunk))
+        with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for start in range(0, len(lines), 20_000):
+                copy.write("\n".join(lines[start:start + 20_000]) + "\n")
         cursor.execute(f"ANALYZE {table}")
 
 

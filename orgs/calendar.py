@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_PERIODS",
     "WorkDays",
     "add_working_hours",
+    "add_working_time",
     "deadline_after",
     "parse_periods",
     "working_hours_between",
@@ -43,6 +44,8 @@ DEFAULT_PERIODS: tuple[Period, ...] = ((time(8, 30), time(12, 0)), (time(14, 0),
 # A limit of 15 working days spans ~3 weeks; a year of holidays cannot stretch any sane limit past
 # this many calendar days. Beyond it the calendar has no working time at all: a configuration error.
 _MAX_DAYS = 3 * 366
+_MICRO = timedelta(microseconds=1)
+_ONE_DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ class WorkDays:
         # the ten thousand when the demo builds a year of cases.
         spans = tuple((timedelta(seconds=_seconds(b)), timedelta(seconds=_seconds(e))) for b, e in self.periods)
         object.__setattr__(self, "_spans", spans)
+        object.__setattr__(self, "_per_day", int(sum((e - b).total_seconds() for b, e in spans)))
+        object.__setattr__(self, "_spans_us", tuple((b // _MICRO, e // _MICRO) for b, e in spans))
 
     def is_workday(self, day: date) -> bool:
         worked = self.overrides.get(day)
@@ -77,8 +82,13 @@ class WorkDays:
         return self._spans  # type: ignore[attr-defined,no-any-return]
 
     @property
+    def spans_us(self) -> tuple[tuple[int, int], ...]:
+        """The periods as microseconds after midnight."""
+        return self._spans_us  # type: ignore[attr-defined,no-any-return]
+
+    @property
     def seconds_per_day(self) -> int:
-        return int(sum((e - b).total_seconds() for b, e in self.spans))
+        return self._per_day  # type: ignore[attr-defined,no-any-return]
 
 
 def parse_periods(pairs: object) -> tuple[Period, ...]:
@@ -101,6 +111,8 @@ def _as_seconds(hours: float | int | Decimal) -> int:
 
 
 def _local(moment: datetime, days: WorkDays) -> datetime:
+    if moment.tzinfo is days.tz:
+        return moment
     if moment.tzinfo is None:
         raise ValueError("需要带时区的时间")
     return moment.astimezone(days.tz)
@@ -108,26 +120,35 @@ def _local(moment: datetime, days: WorkDays) -> datetime:
 
 def add_working_hours(start: datetime, hours: float | int | Decimal, *, days: WorkDays) -> datetime:
     """The moment `hours` working hours after `start` (see the module's rules)."""
-    remaining = _as_seconds(hours)
+    return add_working_time(start, timedelta(seconds=_as_seconds(hours)), days=days)
+
+
+def add_working_time(start: datetime, amount: timedelta, *, days: WorkDays) -> datetime:
+    """`add_working_hours` for an amount already in time units (whole seconds or finer)."""
+    if amount < timedelta(0):
+        raise ValueError("工作时长不能为负数")
     local = _local(start, days)
-    if remaining == 0:
+    if not amount:
         return local
     if days.seconds_per_day == 0:
         raise ValueError("工作日没有工作时段")
-    left = timedelta(seconds=remaining)
+    # Integer microseconds of the day rather than datetimes in the loop: a year of demo cases
+    # computes two million deadlines.
+    left = amount // _MICRO
+    cursor = ((local.hour * 60 + local.minute) * 60 + local.second) * 1_000_000 + local.microsecond
     day = local.date()
+    spans = days.spans_us
     for _ in range(_MAX_DAYS):
         if days.is_workday(day):
-            midnight = datetime.combine(day, time.min, tzinfo=days.tz)
-            for begin, end in days.spans:
-                lo = max(local, midnight + begin)
-                hi = midnight + end
-                if lo >= hi:
+            for begin, end in spans:
+                lo = begin if begin > cursor else cursor
+                if lo >= end:
                     continue
-                if left <= hi - lo:
-                    return lo + left
-                left -= hi - lo
-        day += timedelta(days=1)
+                if left <= end - lo:
+                    return datetime.combine(day, time.min, tzinfo=days.tz) + timedelta(microseconds=lo + left)
+                left -= end - lo
+        day += _ONE_DAY
+        cursor = 0
     raise ValueError(f"{_MAX_DAYS} 天内没有足够的工作时间，请检查工作日历")
 
 
@@ -156,10 +177,12 @@ def working_hours_between(a: datetime, b: datetime, *, days: WorkDays) -> float:
 
 
 def deadline_after(
-    start: datetime, hours: float | int | Decimal, *, urgent: bool, days: WorkDays
+    start: datetime, hours: float | int | Decimal | timedelta, *, urgent: bool, days: WorkDays
 ) -> datetime:
     """A step's deadline: `hours` working hours after `start`, or continuous hours for an urgent
-    category (a missing manhole cover is not left open over the weekend)."""
+    category (a missing manhole cover is not left open over the weekend). `hours` may be given as
+    a timedelta of working time."""
+    amount = hours if isinstance(hours, timedelta) else timedelta(seconds=_as_seconds(hours))
     if urgent:
-        return _local(start, days) + timedelta(seconds=_as_seconds(hours))
-    return add_working_hours(start, hours, days=days)
+        return _local(start, days) + amount
+    return add_working_time(start, amount, days=days)

@@ -13,12 +13,15 @@ selectors, never on `wait_for_function`.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.utils import timezone
 
 from grid.models import GridBoundary, GridCell, Role
 from mapping import plans
 from mapping.plans_models import Plan
+from tests.factories import rect
 from tests.mapping.plans_scene import PlanScene, X, Y, plan_scene_fixture  # noqa: F401 - fixture
 from tests.people import user_with
 
@@ -294,3 +297,114 @@ def test_a_planner_redraws_a_community_and_applies_it(browser_page, plan_scene: 
     # cell's 400, the stale draft's 409), and nothing else.
     refused = "Failed to load resource: the server responded with a status of"
     assert sorted(s.console_errors) == [f"{refused} 400 (Bad Request)", f"{refused} 409 (Conflict)"]
+
+
+def _feature(code: str, poly) -> dict:
+    return {
+        "type": "Feature",
+        "properties": {"code": code, "name": f"上传{code[-3:]}"},
+        "geometry": json.loads(poly.json),
+    }
+
+
+def test_a_planner_uploads_suggests_renames_copies_and_abandons_drafts(
+    browser_page, plan_scene: PlanScene, tmp_path
+):
+    s, sc = browser_page, plan_scene
+    user_with(Role.STREET_ADMIN, street=sc.community.street, username="jiedao", password=PASSWORD, staff=True)
+    s.admin_login("jiedao", PASSWORD, next_path=f"/planning/{sc.community.code}/")
+    _ready(s)
+
+    # A file whose second feature has another community's code and whose third is no polygon:
+    # each named in Chinese, and no draft made.
+    bad = tmp_path / "bad.geojson"
+    bad.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    _feature(sc.a.code, rect(X, Y, X + 0.006, Y + 0.004)),
+                    _feature("440803999999001", rect(X + 0.006, Y, X + 0.012, Y + 0.004)),
+                    {
+                        "type": "Feature",
+                        "properties": {"code": sc.c.code},
+                        "geometry": {"type": "Point", "coordinates": [X, Y]},
+                    },
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    s.page.click("#new-upload")
+    s.page.set_input_files("#upload-file", str(bad))
+    s.page.click('#upload-form button[type="submit"]')
+    s.page.wait_for_selector("#upload-issues table.issues")
+    issues = s.page.inner_text("#upload-issues")
+    assert "未建立方案" in issues and "第 2 个" in issues and "第 3 个" in issues
+    assert "440803999999001" in issues
+    assert not Plan.objects.exists()
+    s.screenshot("planning-upload-errors.png", full_page=False)
+
+    # A good file of two cells starts a draft, opened at once.
+    good = tmp_path / "good.geojson"
+    good.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    _feature(sc.a.code, rect(X, Y, X + 0.006, Y + 0.004)),
+                    _feature(sc.c.code, rect(X + 0.006, Y, X + 0.012, Y + 0.004)),
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    s.page.fill("#upload-name", "上传的两格方案")
+    s.page.set_input_files("#upload-file", str(good))
+    s.page.click('#upload-form button[type="submit"]')
+    s.page.wait_for_selector("#hint.ok >> text=已从文件新建草稿")
+    assert not s.page.is_visible("#upload")
+    s.page.wait_for_selector("#problems li")
+    _settled(s)
+    assert _codes(s) == [sc.a.code, sc.c.code]
+    uploaded = Plan.objects.get(name="上传的两格方案")
+    assert uploaded.origin == Plan.Origin.UPLOAD
+
+    # Rename, copy, abandon.
+    row = s.page.locator(f'#plan-list tr[data-id="{uploaded.pk}"]')
+    row.locator("button", has_text="改名").click()
+    s.page.fill("#ask-input", "东西两格")
+    s.page.click("#ask-ok")
+    s.page.wait_for_selector("#plan-title >> text=东西两格")
+    uploaded.refresh_from_db()
+    assert uploaded.name == "东西两格"
+    row.locator("button", has_text="复制").click()
+    s.page.wait_for_selector("#plan-title >> text=东西两格（副本）")
+    copy = Plan.objects.get(name="东西两格（副本）")
+    assert copy.origin_plan_id == uploaded.pk
+    assert s.page.locator("#plan-list tbody tr").count() == 2
+    s.page.locator(f'#plan-list tr[data-id="{uploaded.pk}"] button', has_text="放弃").click()
+    s.page.click("#ask-ok")
+    s.page.wait_for_selector(f'#plan-list tr[data-id="{uploaded.pk}"][data-state="abandoned"]')
+    uploaded.refresh_from_db()
+    assert uploaded.state == Plan.State.ABANDONED
+
+    # Compare the copy with today's grid: households per cell side by side.
+    s.page.locator(f'#plan-list tr[data-id="{copy.pk}"] button', has_text="比较").click()
+    s.page.wait_for_selector("#ask[open] table.compare")
+    compare = s.page.inner_text("#ask")
+    assert "现行网格" in compare and sc.b.code in compare
+    s.page.click("#ask-ok")
+
+    # The suggested rebalance starts a draft whose cells are all in range.
+    s.page.click("#new-suggest")
+    s.page.click("#ask-ok")
+    s.page.wait_for_selector("#hint.ok >> text=已生成建议草稿")
+    _settled(s)
+    suggested = Plan.objects.get(origin=Plan.Origin.SUGGESTION)
+    assert s.page.inner_text("#plan-title") == suggested.name
+    assert s.page.evaluate("() => window.planning.state.checks.summary.cells_in_range") == 3
+
+    assert s.external_requests() == []
+    refused = "Failed to load resource: the server responded with a status of 400 (Bad Request)"
+    assert s.console_errors == [refused]  # the rejected upload

@@ -405,6 +405,24 @@ def test_a_planner_uploads_suggests_renames_copies_and_abandons_drafts(
     assert s.page.inner_text("#plan-title") == suggested.name
     assert s.page.evaluate("() => window.planning.state.checks.summary.cells_in_range") == 3
 
+    # Another tab edits the same draft (the service, directly): this page's next edit is refused
+    # as a conflict, and the page reloads the draft as it now stands.
+    plans.plan_edit(plan=suggested, kind="lock", payload={"code": sc.a.code})
+    s.page.click('[data-tab="cells"]')
+    s.page.check(f'#cells tr[data-code="{sc.b.code}"] input[type=checkbox]')
+    s.page.wait_for_selector("#hint.error >> text=已在别处")
+    s.page.wait_for_selector(f'#cells tr[data-code="{sc.a.code}"] input[type=checkbox]:checked')
+    _settled(s)
+    assert s.page.evaluate("() => window.planning.state.plan.cursor") == 1
+    assert not s.page.is_checked(f'#cells tr[data-code="{sc.b.code}"] input[type=checkbox]')
+
+    # The URL keeps the open plan and the tab: a reload comes back to them.
+    s.page.reload(wait_until="load")
+    _ready(s)
+    s.page.wait_for_selector(f"#plan-title >> text={suggested.name}")
+    assert s.page.get_attribute('[data-tab="cells"]', "aria-selected") == "true"
+
     assert s.external_requests() == []
-    refused = "Failed to load resource: the server responded with a status of 400 (Bad Request)"
-    assert s.console_errors == [refused]  # the rejected upload
+    refused = "Failed to load resource: the server responded with a status of"
+    # the rejected upload, the conflicting edit
+    assert sorted(s.console_errors) == [f"{refused} 400 (Bad Request)", f"{refused} 409 (Conflict)"]

@@ -757,6 +757,7 @@ async function editRefused(err) {
   }
   const cells = (err.body.cells || []).filter((c) => state.cells.has(c));
   if (cells.length) { state.selected = cells.slice(0, 2); drawSelection(); }
+  if (state.checks) renderCellsTable(); // a lock box ticked for a refused edit goes back
   hint(`未执行：${err.message}`, 'error');
 }
 
@@ -806,6 +807,8 @@ function setTool(tool) {
     sketch = { kind: 'line', cell: state.selected[0], points: [] };
   } else if (tool === 'reshape' && state.selected.length) {
     startReshape(state.selected[0]);
+  } else if (tool === 'merge') {
+    state.selected = state.selected.slice(0, 1); // a picked cell is the one kept
   } else if (tool === 'draw') {
     state.selected = [];
     sketch = { kind: 'polygon', points: [] };

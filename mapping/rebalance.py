@@ -80,6 +80,8 @@ PRECISION_DEG = 1e-9
 LAMBDA = 0.05
 # Random spanning trees drawn for one bisection or one ReCom pair.
 TREES = 8
+# Cells merged at most by one neighbourhood ReCom.
+REGION_CELLS = 6
 # Transfers tried by one ejection chain (depth first over neighbouring cells) before giving up.
 CHAIN_BUDGET = 60
 # Straight cuts tried per direction before the spanning trees.
@@ -875,10 +877,34 @@ class _Search:
         return [best[1], set(pool) - best[1]]
 
     def bisect(self, pool: Sequence[int], k_left: int, k_right: int) -> list[set[int]] | None:
-        halves = self.straight_cut(pool, k_left, k_right)
-        if halves is None:
-            halves = self.tree_cut(pool, k_left, k_right, lambda side: self.cut_weight(side, pool))
-        return halves
+        """Two connected sides for k_left and k_right cells: a straight cut when one keeps both in
+        range, else the better of it and the spanning trees' best edge."""
+        def bad(halves: list[set[int]] | None) -> float:
+            if halves is None:
+                return math.inf
+            left, right = (float(self.u.households[sorted(h)].sum()) for h in halves)
+            return _range_violation(left, k_left, self.lo, self.hi) + _range_violation(right, k_right, self.lo, self.hi)
+
+        straight = self.straight_cut(pool, k_left, k_right)
+        if straight is not None and bad(straight) == 0:
+            return straight
+        tree = self.tree_cut(pool, k_left, k_right, lambda side: self.cut_weight(side, pool))
+        return tree if bad(tree) < bad(straight) else straight
+
+    def partition(self, pool: Sequence[int], k: int) -> list[set[int]] | None:
+        """`pool` in k connected parts by recursive bisection (None when a cut cannot be made)."""
+        parts: list[tuple[list[int], int]] = [(list(pool), k)]
+        done: list[set[int]] = []
+        while parts:
+            units, count = parts.pop()
+            if count == 1:
+                done.append(set(units))
+                continue
+            halves = self.bisect(units, count // 2, count - count // 2)
+            if halves is None:
+                return None
+            parts += [(sorted(halves[0]), count // 2), (sorted(halves[1]), count - count // 2)]
+        return done
 
     def moved_if(self, side: Collection[int], rest: Collection[int], c: int, d: int) -> tuple[float, float]:
         """Households leaving today's cell if `side` goes to c and `rest` to d, and if swapped."""
@@ -916,6 +942,53 @@ class _Search:
                         self.move(v, d)
                 self.steps["recoms"] += 1
                 return True
+        return any(self.region_recom(c) for c in self.out_of_range() if self.viol(c) > 0)
+
+    def region_recom(self, c: int) -> bool:
+        """ReCom over a neighbourhood: when no pair can hold its households in range, merge `c`
+        with the cells around it (nearest first) until they can, redraw them by recursive
+        bisection and give each new part the cell it shares most households with."""
+        region = [c]
+        frontier = deque([c])
+        while frontier and len(region) < REGION_CELLS:
+            for d in sorted(self.cell_neighbours(frontier.popleft()) - self.frozen - set(region)):
+                region.append(d)
+                frontier.append(d)
+                total = sum(self.h[x] for x in region)
+                if len(region) >= 3 and len(region) * self.lo <= total <= len(region) * self.hi:
+                    return self._redraw(region)
+                if len(region) >= REGION_CELLS:
+                    break
+        return False
+
+    def _redraw(self, region: list[int]) -> bool:
+        pool = sorted(set().union(*(self.members[x] for x in region)))
+        done = self.partition(pool, len(region))
+        if done is None:
+            return False
+        sizes = [float(self.u.households[sorted(part)].sum()) for part in done]
+        if not all(self.lo <= size <= self.hi for size in sizes):
+            return False
+        before = self.total_violation()
+        shared = sorted(
+            ((-sum(self.u.households[v] for v in part if self.label[v] == x), k, x)
+             for k, part in enumerate(done) for x in region),
+        )
+        given: dict[int, int] = {}
+        for _, k, x in shared:
+            if k not in given and x not in given.values():
+                given[k] = x
+        log = [(v, int(self.label[v])) for v in pool]
+        for k, part in enumerate(done):
+            for v in sorted(part):
+                if self.label[v] != given[k]:
+                    self.move(v, given[k])
+        if self.total_violation() < before:
+            self.steps["recoms"] += 1
+            return True
+        for v, lab in log:
+            if self.label[v] != lab:
+                self.move(v, lab)
         return False
 
     # --- the cell count ------------------------------------------------------------------------
@@ -1149,20 +1222,14 @@ def _cell_count(search: _Search, *, fresh: bool) -> list[str]:
 def _fresh_partition(search: _Search, k: int) -> None:
     """Recursive bisection of all units into k cells (module docstring, step 1)."""
     pool = sorted(search.members[0])
-    parts: list[tuple[list[int], int]] = [(pool, k)]
-    done: list[list[int]] = []
-    while parts:
-        units, count = parts.pop()
-        if count == 1:
-            done.append(units)
-            continue
-        left_k = count // 2
-        halves = search.bisect(units, left_k, count - left_k)
-        if halves is None:
-            done.append(units)
-            continue
-        parts.append((sorted(halves[0]), left_k))
-        parts.append((sorted(halves[1]), count - left_k))
+    parts = search.partition(pool, k)
+    if parts is None:  # a community in pieces: each piece its share of the cells
+        total = max(float(search.u.households[pool].sum()), 1.0)
+        parts = []
+        for piece in _graph_components(search.u, pool):
+            share = max(1, round(k * float(search.u.households[piece].sum()) / total))
+            parts += search.partition(piece, share) or [set(piece)]
+    done = [sorted(part) for part in parts]
     for i, units in enumerate(sorted(done, key=min)):
         lab = 0 if i == 0 else search.new_label()
         for v in units:

@@ -288,6 +288,7 @@ class CategorySerializer(serializers.Serializer):
     id = serializers.IntegerField(help_text="类别编号")
     code = serializers.CharField(help_text="类别编码")
     name = serializers.CharField(help_text="类别名称")
+    active = serializers.BooleanField(help_text="是否启用")
     group = serializers.CharField(help_text="大类")
     default_body = serializers.CharField(help_text="默认责任单位（空：属地兜底）")
     register_hours = serializers.FloatField(help_text="立案时限（工作时）")
@@ -629,14 +630,22 @@ class CaseStatisticsApi(ReachAPIView):
 
 
 class CaseCategoryListApi(ReachAPIView):
+    class FilterSerializer(serializers.Serializer):
+        include_inactive = serializers.BooleanField(
+            required=False, default=False, help_text="true：也列出已停用的类别（查看历史事项时用）"
+        )
+
     @extend_schema(
         tags=[TAG],
         summary="事项类别",
-        description="街道办维护的事项类别及各环节时限（工作时）、疑似重复半径。",
+        description="街道办维护的事项类别及各环节时限（工作时）、疑似重复半径；默认只列启用的类别。",
+        parameters=[FilterSerializer],
         responses={200: CategorySerializer(many=True), **READ_ERRORS},
     )
     def get(self, request: Request) -> Response:
-        return Response(CategorySerializer(selectors.case_category_list(), many=True).data)
+        f = parse_query(self.FilterSerializer, request)
+        rows = selectors.case_category_list(active_only=not f["include_inactive"])
+        return Response(CategorySerializer(rows, many=True).data)
 
 
 __all__ = [

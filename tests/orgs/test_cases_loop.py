@@ -270,3 +270,35 @@ def test_urgent_categories_run_on_continuous_hours(ledger: Ledger):
     assert case.deadline == at(2026, 3, 6, 18, 30)
     case = ledger.act(ledger.act(case, A.ACCEPT, now=at(2026, 3, 6, 17, 40)), A.DISPATCH, now=at(2026, 3, 6, 17, 50))
     assert case.deadline == at(2026, 3, 6, 19, 50)  # 处置 2 h, over the weekend's edge
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_clerks_racing_on_the_same_version_get_one_step_and_one_409(ledger: Ledger):
+    """Both saw version 1 and press 立案 at once: the row lock makes the second wait for the first,
+    then see version 2 and refuse; the timeline holds one 立案."""
+    import threading
+
+    from django.db import connection
+
+    case = ledger.raise_case()
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def press() -> None:
+        try:
+            start.wait(5)
+            ledger.act(case.pk, A.ACCEPT, expected_version=1)
+            outcomes.append("ok")
+        except Conflict as exc:
+            outcomes.append(exc.code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=press) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(15)
+    assert sorted(outcomes) == ["case_stale", "ok"]
+    case.refresh_from_db()
+    assert case.version == 2 and case.transitions.filter(action=A.ACCEPT).count() == 1

@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from grid.models import AuditEvent
 from ops.celery import app
-from orgs import cases_sql, services, tasks
 from orgs import cases_selectors as selectors
+from orgs import cases_sql, services, tasks
 from orgs.cases_models import Case, CaseTransition
 from tests.orgs.cases_world import MONDAY, Ledger, at, ledger_fixture, snapshot  # noqa: F401 - fixture
 

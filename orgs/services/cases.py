@@ -639,7 +639,8 @@ def _escalate_batch(now: datetime, batch: int, days: WorkDays) -> tuple[int, int
                 summary=f"超期督办 {len(written)} 件民情事项",
                 changes={"escalated": sorted(t.case_id for t in written)},
             )
-            communities_changed({r["community_id"] for r in rows if r["id"] in set(done)})
+            escalated = set(done)
+            communities_changed({r["community_id"] for r in rows if r["id"] in escalated})
         return len(written), len(rows)
 
 

@@ -69,6 +69,20 @@ def _click(s, lon: float, lat: float, *, modifiers: list[str] | None = None) -> 
             s.page.keyboard.up(key)
 
 
+def _building_shown(s, lon: float, lat: float, code: str) -> None:
+    """Until the building tiles have drawn `code` at that point (a click there picks it)."""
+    for _ in range(50):
+        found = s.page.evaluate(
+            "(p) => { const m = window.planning.map; return m.queryRenderedFeatures(m.project(p), "
+            "{layers: ['buildings-fill']}).map(f => f.properties.code); }",
+            [lon, lat],
+        )
+        if code in found:
+            return
+        s.page.wait_for_timeout(100)
+    raise AssertionError(f"building {code} is not drawn at ({lon}, {lat})")
+
+
 def _dblclick(s, lon: float, lat: float) -> None:
     s.page.mouse.dblclick(*_xy(s, lon, lat))
 
@@ -79,6 +93,15 @@ def _codes(s) -> list[str]:
 
 def _hint(s) -> str:
     return s.page.inner_text("#hint")
+
+
+def _wait_hint(s, kind: str, text: str = "") -> None:
+    """Until the hint bar says `text` as `kind` (ok, error); on a timeout, say what it said."""
+    selector = f"#hint.{kind}" + (f" >> text={text}" if text else "")
+    try:
+        s.page.wait_for_selector(selector, timeout=30_000)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the page's own words
+        raise AssertionError(f"hint {selector!r} never came; it says {_hint(s)!r}") from exc
 
 
 def test_a_planner_redraws_a_community_and_applies_it(browser_page, plan_scene: PlanScene):
@@ -133,7 +156,7 @@ def test_a_planner_redraws_a_community_and_applies_it(browser_page, plan_scene: 
     for lon, lat in [(X + 0.0005, Y + 0.003), (X + 0.0035, Y + 0.003), (X + 0.0035, Y + 0.0045)]:
         _click(s, lon, lat)
     _dblclick(s, X + 0.0005, Y + 0.0045)
-    s.page.wait_for_selector("#hint.ok")
+    _wait_hint(s, "ok")
     _settled(s)
     codes = _codes(s)
     assert len(codes) == 4
@@ -151,7 +174,7 @@ def test_a_planner_redraws_a_community_and_applies_it(browser_page, plan_scene: 
     s.page.mouse.move(*_xy(s, X + 0.0037, Y + 0.0027), steps=5)
     s.page.mouse.up()
     s.page.keyboard.press("Enter")
-    s.page.wait_for_selector("#hint.ok >> text=调整网格")
+    _wait_hint(s, "ok", "调整网格")
     _settled(s)
     assert s.page.evaluate(f"() => window.planning.state.figures.get('{drawn_code}').area_m2") > area_before
 
@@ -161,7 +184,7 @@ def test_a_planner_redraws_a_community_and_applies_it(browser_page, plan_scene: 
     assert s.page.evaluate("() => window.planning.state.selected") == [sc.c.code]
     _click(s, X + 0.0101, Y - 0.0003)
     _dblclick(s, X + 0.0101, Y + 0.0043)
-    s.page.wait_for_selector("#hint.ok")
+    _wait_hint(s, "ok")
     _settled(s)
     assert len(_codes(s)) == 5 and "拆分" in _hint(s)
     s.screenshot("planning-split.png", full_page=False)
@@ -172,22 +195,22 @@ def test_a_planner_redraws_a_community_and_applies_it(browser_page, plan_scene: 
     _click(s, X + 0.002, Y + 0.0036, modifiers=["Shift"])
     assert s.page.evaluate("() => window.planning.state.selected") == [sc.a.code, drawn_code]
     s.page.click('[data-tool="merge"]')
-    s.page.wait_for_selector("#hint.ok")
+    _wait_hint(s, "ok")
     _settled(s)
     assert len(_codes(s)) == 4 and drawn_code not in _codes(s)
 
     # Undo brings the drawn cell back; Ctrl+Y redoes the merge, Ctrl+Z undoes it again.
     s.page.click("#undo")
-    s.page.wait_for_selector("#hint.ok >> text=已撤销")
+    _wait_hint(s, "ok", "已撤销")
     _settled(s)
     assert len(_codes(s)) == 5 and drawn_code in _codes(s)
     s.page.locator("#map").focus()
     s.page.keyboard.press("Control+y")
-    s.page.wait_for_selector("#hint.ok >> text=已重做")
+    _wait_hint(s, "ok", "已重做")
     _settled(s)
     assert len(_codes(s)) == 4
     s.page.keyboard.press("Control+z")
-    s.page.wait_for_selector("#hint.ok >> text=已撤销")
+    _wait_hint(s, "ok", "已撤销")
     _settled(s)
     assert len(_codes(s)) == 5
     assert s.page.is_enabled("#redo")
@@ -202,7 +225,7 @@ def test_a_planner_redraws_a_community_and_applies_it(browser_page, plan_scene: 
     # Lock B from the cells table: hatched on the map, the tools leave it alone.
     s.page.click('[data-tab="cells"]')
     s.page.check(f'#cells tr[data-code="{sc.b.code}"] input[type=checkbox]')
-    s.page.wait_for_selector("#hint.ok >> text=锁定")
+    _wait_hint(s, "ok", "锁定")
     _settled(s)
     locked = s.page.evaluate(
         "() => window.planning.map.queryRenderedFeatures({layers: ['cells-locked']}).map(f => f.properties.code)"
@@ -211,13 +234,15 @@ def test_a_planner_redraws_a_community_and_applies_it(browser_page, plan_scene: 
 
     # Move a building: B is locked, so its building stays; C's c2 goes to the split-off cell.
     s.page.click('[data-tool="move"]')
+    _building_shown(s, X + 0.0052, Y + 0.0012, "PBB2")
     _click(s, X + 0.0052, Y + 0.0012)  # b2
     _click(s, X + 0.003, Y + 0.0005)  # to A
-    s.page.wait_for_selector("#hint.error >> text=已锁定")
+    _wait_hint(s, "error", "已锁定")
     _settled(s)
+    _building_shown(s, X + 0.0097, Y + 0.0022, "PBC2")
     _click(s, X + 0.0097, Y + 0.0022)  # c2
     _click(s, X + 0.011, Y + 0.0035)  # to the split-off cell
-    s.page.wait_for_selector("#hint.ok >> text=楼栋 PBC2")
+    _wait_hint(s, "ok", "楼栋 PBC2")
     _settled(s)
     assert s.page.locator(f'#cells tr[data-code="{sc.c.code}"] td').nth(1).inner_text() == "300"
 
@@ -226,7 +251,7 @@ def test_a_planner_redraws_a_community_and_applies_it(browser_page, plan_scene: 
 
     # The preview: who moves from which cell to which, and the before/after view.
     s.page.click('[data-tab="preview"]')
-    s.page.wait_for_selector("#preview table.figures")
+    s.page.wait_for_selector("#preview table.figures", timeout=60_000)  # the gap dry run
     preview = s.page.inner_text("#preview")
     assert "谁从哪个网格到哪个网格" in preview and "新建网格" in preview
     split_code = next(c for c in _codes(s) if c not in (sc.a.code, sc.b.code, sc.c.code, drawn_code))
@@ -258,7 +283,7 @@ def test_a_planner_redraws_a_community_and_applies_it(browser_page, plan_scene: 
     s.page.wait_for_selector("#ask[open]")
     assert "确认应用方案" in s.page.inner_text("#ask")
     s.page.click("#ask-ok")
-    s.page.wait_for_selector("#apply-result .done")
+    s.page.wait_for_selector("#apply-result .done", timeout=60_000)
     assert "已应用" in s.page.inner_text("#apply-result")
     _settled(s)
     plan = Plan.objects.get(name="西列调整")
@@ -362,7 +387,7 @@ def test_a_planner_uploads_suggests_renames_copies_and_abandons_drafts(
     s.page.fill("#upload-name", "上传的两格方案")
     s.page.set_input_files("#upload-file", str(good))
     s.page.click('#upload-form button[type="submit"]')
-    s.page.wait_for_selector("#hint.ok >> text=已从文件新建草稿")
+    _wait_hint(s, "ok", "已从文件新建草稿")
     assert not s.page.is_visible("#upload")
     s.page.wait_for_selector("#problems li")
     _settled(s)
@@ -399,7 +424,7 @@ def test_a_planner_uploads_suggests_renames_copies_and_abandons_drafts(
     # The suggested rebalance starts a draft whose cells are all in range.
     s.page.click("#new-suggest")
     s.page.click("#ask-ok")
-    s.page.wait_for_selector("#hint.ok >> text=已生成建议草稿")
+    _wait_hint(s, "ok", "已生成建议草稿")
     _settled(s)
     suggested = Plan.objects.get(origin=Plan.Origin.SUGGESTION)
     assert s.page.inner_text("#plan-title") == suggested.name
@@ -410,7 +435,7 @@ def test_a_planner_uploads_suggests_renames_copies_and_abandons_drafts(
     plans.plan_edit(plan=suggested, kind="lock", payload={"code": sc.a.code})
     s.page.click('[data-tab="cells"]')
     s.page.check(f'#cells tr[data-code="{sc.b.code}"] input[type=checkbox]')
-    s.page.wait_for_selector("#hint.error >> text=已在别处")
+    _wait_hint(s, "error", "已在别处")
     s.page.wait_for_selector(f'#cells tr[data-code="{sc.a.code}"] input[type=checkbox]:checked')
     _settled(s)
     assert s.page.evaluate("() => window.planning.state.plan.cursor") == 1

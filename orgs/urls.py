@@ -1,6 +1,6 @@
 from django.urls import path
 
-from orgs.apis import cases, enterprises, events, members, org_records, organisations, rules, staff
+from orgs.apis import cases, enterprises, events, inbox, members, org_records, organisations, rules, staff
 
 app_name = "orgs"
 urlpatterns = [
@@ -42,4 +42,8 @@ urlpatterns = [
     path("cases/categories/", cases.CaseCategoryListApi.as_view(), name="case-categories"),
     path("cases/<int:pk>/", cases.CaseDetailApi.as_view(), name="case-detail"),
     path("cases/<int:pk>/transitions/", cases.CaseTransitionsApi.as_view(), name="case-transitions"),
+    # The signed-in user's inbox (站内消息)
+    path("inbox/", inbox.InboxListApi.as_view(), name="inbox-list"),
+    path("inbox/unread-count/", inbox.InboxUnreadCountApi.as_view(), name="inbox-unread-count"),
+    path("inbox/read/", inbox.InboxMarkReadApi.as_view(), name="inbox-read"),
 ]

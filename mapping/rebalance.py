@@ -33,10 +33,12 @@ scored on "stay where you are" and with a maximum as well as a minimum):
    neighbour that keep both contiguous (a BFS inside the donor cell) and reduce the total range
    violation, make the one that costs least per household of violation removed, cost = cut-edge
    change + LAMBDA × households moved away from today's cell. Repeat.
-4. Stuck (no such flip): a chain (move households along a path of cells from the out-of-range
-   cell to the nearest one with room, kept only if the violation drops), then ReCom: merge the
-   cell with a neighbour, draw random spanning trees of the pair and cut the edge that puts both
-   in range with the fewest households moved.
+4. Stuck (no such flip): an ejection chain (push the excess into a neighbour, whose own excess
+   goes on to the next, until a cell absorbs it; or pull a shortfall the same way; kept only if
+   the total violation drops), then ReCom: merge the cell with a neighbour, draw random spanning
+   trees of the pair and cut the edge that puts both in range with the fewest households moved;
+   when no pair can hold the households (an under-full cell among cells near the minimum), ReCom
+   over a neighbourhood of up to REGION_CELLS cells, redrawn by recursive bisection.
 5. Then give back: a moved building returns to today's cell when that keeps every cell as in range
    as it is; zero-household units between changed cells go where they shorten the cut.
 Stops when every cell is in range, or no step improves, or after `max_steps` steps, or at the time

@@ -11,6 +11,7 @@ import hashlib
 import json
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
@@ -22,6 +23,7 @@ from django.views.generic import TemplateView
 from grid.access import buildings_in_reach, reach_of_request
 from orgs import access
 from orgs.models import StationContact, StationedCadre, Visit
+from orgs.tablet_selectors import buildings_due_for_visit, open_cases_for_tablet
 
 # The service worker's cache names start with this; the page deletes them on sign-out.
 TABLET_CACHE_PREFIX = "wangge-tablet-"
@@ -70,6 +72,14 @@ class TabletView(LoginRequiredMixin, TemplateView):
             # A stationed cadre also checks in and logs contacts with residents here.
             "posting": posting,
             "contact_kind": StationContact.Kind.CONTACT,
+            # Today's work, embedded so the kept page shows it offline (tablet.js lists it, nearest
+            # first once the device gives a position, and sketches it).
+            "today": {
+                "due": buildings_due_for_visit(reach=logging_reach, limit=TABLET_MAX_BUILDINGS),
+                "cases": open_cases_for_tablet(reach=reach),
+                "interval_days": settings.WANGGE_RULES["visit_interval_days"],
+                "as_of": timezone.localtime().strftime("%Y-%m-%d %H:%M"),
+            },
         }
 
 

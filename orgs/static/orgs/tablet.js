@@ -240,6 +240,132 @@
       });
   }
 
+  // Today's work (今日工作), embedded in the page so the kept page shows it offline: the buildings
+  // due for a visit (nearest first once the device gives a position) on a list and a sketch, and
+  // the open cases with their deadlines. The sketch is plain SVG drawn from the embedded points:
+  // a tiled map would need tiles from the server, which an offline tablet does not have.
+  var TODAY = JSON.parse(document.getElementById("today-data").textContent);
+  var SVG_NS = "http://www.w3.org/2000/svg";
+
+  function metres(a, b) {
+    var r = Math.PI / 180;
+    var dLat = (b.lat - a.lat) * r;
+    var dLon = (b.lon - a.lon) * r;
+    var h = Math.pow(Math.sin(dLat / 2), 2) +
+      Math.cos(a.lat * r) * Math.cos(b.lat * r) * Math.pow(Math.sin(dLon / 2), 2);
+    return 2 * 6371008.8 * Math.asin(Math.min(1, Math.sqrt(h)));
+  }
+
+  function svg(name, attrs, parent) {
+    var el = document.createElementNS(SVG_NS, name);
+    Object.keys(attrs).forEach(function (k) { el.setAttribute(k, attrs[k]); });
+    parent.appendChild(el);
+    return el;
+  }
+
+  function sketch(due, me) {
+    var map = document.getElementById("due-map");
+    map.textContent = "";
+    var points = due.slice();
+    if (me) {
+      points.push(me);
+    }
+    if (!points.length) {
+      return;
+    }
+    var lons = points.map(function (p) { return p.lon; });
+    var lats = points.map(function (p) { return p.lat; });
+    var west = Math.min.apply(null, lons), east = Math.max.apply(null, lons);
+    var south = Math.min.apply(null, lats), north = Math.max.apply(null, lats);
+    // Equirectangular at the middle latitude: true enough over a grid's few hundred metres.
+    var k = Math.cos((south + north) / 2 * Math.PI / 180);
+    var w = Math.max((east - west) * k, 1e-5), h = Math.max(north - south, 1e-5);
+    var scale = Math.min(280 / w, 160 / h);
+    var ox = 20 + (280 - w * scale) / 2, oy = 20 + (160 - h * scale) / 2;
+    function xy(p) {
+      return [ox + (p.lon - west) * k * scale, oy + (north - p.lat) * scale];
+    }
+    if (me) {
+      var here = xy(me);
+      svg("circle", { cx: here[0].toFixed(1), cy: here[1].toFixed(1), r: 9, "class": "me" }, map);
+      svg("text", { x: (here[0] + 8).toFixed(1), y: (here[1] + 16).toFixed(1) }, map).textContent = "我的位置";
+    }
+    due.forEach(function (b, i) {
+      var at = xy(b);
+      var dot = svg("circle", { cx: at[0].toFixed(1), cy: at[1].toFixed(1), r: 5, "class": i === 0 && me ? "due first" : "due" }, map);
+      svg("title", {}, dot).textContent = b.code + " " + b.label;
+      if (i < 9) {
+        svg("text", { x: (at[0] + 6).toFixed(1), y: (at[1] + 3).toFixed(1) }, map).textContent = String(i + 1);
+      }
+    });
+  }
+
+  function showToday(me) {
+    var due = TODAY.due.slice();
+    if (me) {
+      due.forEach(function (b) { b.distance = metres(me, b); });
+      due.sort(function (a, b) { return a.distance - b.distance; });
+      document.getElementById("due-hint").textContent = "已按距离由近到远排列（定位精度约 " + Math.round(me.accuracy) + " 米）。";
+    }
+    var ol = document.getElementById("due");
+    ol.textContent = "";
+    if (!due.length) {
+      var none = document.createElement("li");
+      none.textContent = "您负责的楼栋都已在走访周期内走访过。";
+      ol.appendChild(none);
+    }
+    due.forEach(function (b) {
+      var li = document.createElement("li");
+      li.dataset.code = b.code;
+      li.textContent = b.code + " " + b.label;
+      var meta = document.createElement("span");
+      meta.className = "meta";
+      meta.textContent = b.households + " 户 · " + (b.last_visit ? "上次走访 " + b.last_visit : "从未走访") +
+        (b.distance !== undefined ? " · 约 " + (b.distance < 1000 ? Math.round(b.distance) + " 米" : (b.distance / 1000).toFixed(1) + " 公里") : "");
+      li.appendChild(meta);
+      // Tapping a building starts a visit to it.
+      li.addEventListener("click", function () {
+        form.elements.kind.value = "building";
+        form.elements.building.value = b.code;
+        form.scrollIntoView();
+      });
+      ol.appendChild(li);
+    });
+    sketch(due, me);
+  }
+
+  function showCases() {
+    var ul = document.getElementById("cases");
+    ul.textContent = "";
+    if (!TODAY.cases.length) {
+      var none = document.createElement("li");
+      none.textContent = "暂无在办事项。";
+      ul.appendChild(none);
+    }
+    TODAY.cases.forEach(function (c) {
+      var li = document.createElement("li");
+      li.dataset.id = String(c.id);
+      li.className = c.overdue ? "overdue" : "";
+      li.textContent = "【" + c.category + "】" + c.description;
+      var meta = document.createElement("span");
+      meta.className = "meta";
+      meta.textContent = c.state + " · " + (c.deadline ? "时限 " + c.deadline : "无时限") +
+        (c.overdue ? " · 已超期" : "") + (c.escalated ? " · 已督办" : "") + (c.address ? " · " + c.address : "");
+      li.appendChild(meta);
+      ul.appendChild(li);
+    });
+  }
+
+  showToday(null);
+  showCases();
+  if (TODAY.due.length) {
+    locate().then(function (coords) {
+      if (coords) {
+        showToday({ lon: coords.longitude, lat: coords.latitude, accuracy: coords.accuracy });
+      }
+    });
+  }
+
   // The page opens without a network once it has been opened with one (tablet-sw.js). Service
   // workers need a secure context (https, or this machine): on a plain-http intranet the page
   // still works, it just needs signal to open.

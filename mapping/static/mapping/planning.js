@@ -256,7 +256,7 @@ function style() {
     { id: 'handles-vertex', type: 'circle', source: 'handles', filter: ['!=', ['get', 'mid'], true],
       paint: { 'circle-color': '#fff', 'circle-radius': 5.5, 'circle-stroke-color': COLOURS.selected, 'circle-stroke-width': 2.5 } },
     { id: 'cells-label', type: 'symbol', source: 'labels',
-      layout: { 'text-field': ['get', 'label'], 'text-font': FONT, 'text-size': 13, 'text-line-height': 1.3, 'text-max-width': 30 },
+      layout: { 'text-field': ['get', 'label'], 'text-font': FONT, 'text-size': 12.5, 'text-line-height': 1.25, 'text-max-width': 30 },
       paint: { 'text-color': ['match', ['get', 'status'], 'low', '#08519c', 'high', '#a50f15', '#1a2f5e'], 'text-halo-color': '#fff', 'text-halo-width': 1.8 } },
     { id: 'before-label', type: 'symbol', source: 'before', layout: { visibility: 'none', 'text-field': ['get', 'label'], 'text-font': FONT, 'text-size': 12 },
       paint: { 'text-color': '#333', 'text-halo-color': '#fff', 'text-halo-width': 1.5 } },
@@ -326,7 +326,8 @@ function drawCells() {
     const figure = f ? `${f.households} 户${f.deviation ? `（${signed(f.deviation)}）` : ''}` : '';
     labels.push({
       type: 'Feature', geometry: { type: 'Point', coordinates: at },
-      properties: { code, status, label: `${name}${feature.properties.locked ? '（锁定）' : ''}\n${figure}` },
+      // Three short lines rather than two long ones: narrow cells keep their label.
+      properties: { code, status, label: [`${name}${feature.properties.locked ? '（锁定）' : ''}`, `…${code.slice(-3)}`, figure].filter(Boolean).join('\n') },
     });
   }
   map.getSource('cells').setData({ type: 'FeatureCollection', features });

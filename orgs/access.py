@@ -51,23 +51,7 @@ Kind = PartyOrganisation.Kind
 
 def capability_reach(reach: Reach, capability: str) -> Reach:
     """The part of `reach` where the user holds a role granting `capability` (empty if none)."""
-    if reach.everything:
-        return reach
-    granting = CAPABILITIES[capability]
-    units: dict[str, set[int]] = {"street": set(), "community": set(), "grid_cell": set()}
-    unit_roles: dict[tuple[str, int], frozenset[str]] = {}
-    for (kind, unit_id), roles in reach.unit_roles.items():
-        if roles & granting:
-            units[kind].add(unit_id)
-            unit_roles[(kind, unit_id)] = roles & granting
-    return Reach(
-        street_ids=frozenset(units["street"]),
-        community_ids=frozenset(units["community"]),
-        grid_cell_ids=frozenset(units["grid_cell"]),
-        roles=reach.roles & granting,
-        user_id=reach.user_id,
-        unit_roles=unit_roles,
-    )
+    return roles_reach(reach, CAPABILITIES[capability])
 
 
 def _whole_community_q(reach: Reach, prefix: str) -> Q:
@@ -432,7 +416,7 @@ def case_get(reach: Reach, case_id: int, qs: QuerySet[Case] | None = None) -> Ca
 
 
 def roles_reach(reach: Reach, roles: Iterable[str]) -> Reach:
-    """The part of `reach` where the user holds one of `roles` (capability_reach for a role set)."""
+    """The part of `reach` where the user holds one of `roles` (empty if none)."""
     if reach.everything:
         return reach
     wanted = frozenset(roles)

@@ -177,6 +177,25 @@ CELERY_IMPORTS = ["mapping.indicator_tasks"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    # Inbox reminders at fixed hours (orgs.tasks): each is sent once per subject and period, so
+    # these hours decide only when people hear, never how often. Cases at the start of the
+    # morning and afternoon working periods; the slower rules once each morning.
+    "remind-cases-due": {
+        "task": "orgs.tasks.remind_cases_due",
+        "schedule": crontab(hour="8,14", minute=0),
+    },
+    "remind-cadres-behind-pace": {
+        "task": "orgs.tasks.remind_cadres_behind_pace",
+        "schedule": crontab(hour=8, minute=5),
+    },
+    "remind-org-terms": {
+        "task": "orgs.tasks.remind_org_terms",
+        "schedule": crontab(hour=8, minute=10),
+    },
+    "remind-buildings-visit-due": {
+        "task": "orgs.tasks.remind_buildings_visit_due",
+        "schedule": crontab(hour=8, minute=15),
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]

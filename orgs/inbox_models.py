@@ -34,7 +34,10 @@ class Notification(models.Model):
         USER = "user", "本人"
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name="接收人", on_delete=models.CASCADE, related_name="notifications"
+        settings.AUTH_USER_MODEL,
+        verbose_name="接收人",
+        on_delete=models.CASCADE,
+        related_name="notifications",
     )
     kind = models.CharField("类型", max_length=32, choices=Kind.choices)
     subject_type = models.CharField("对象类型", max_length=16, choices=Subject.choices)
@@ -54,7 +57,8 @@ class Notification(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["user", "kind", "subject_type", "subject_id", "period"], name="notification_once_per_period"
+                fields=["user", "kind", "subject_type", "subject_id", "period"],
+                name="notification_once_per_period",
             ),
         ]
         indexes = [

@@ -32,12 +32,25 @@ class NotificationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Notification
-        fields = ["id", "kind", "kind_label", "subject_type", "subject_id", "period", "title", "body", "link",
-                  "created_at", "read_at"]
+        fields = [
+            "id",
+            "kind",
+            "kind_label",
+            "subject_type",
+            "subject_id",
+            "period",
+            "title",
+            "body",
+            "link",
+            "created_at",
+            "read_at",
+        ]
 
 
 class ListQuery(serializers.Serializer):
-    unread = serializers.BooleanField(required=False, allow_null=True, default=None, help_text="只看未读/已读")
+    unread = serializers.BooleanField(
+        required=False, allow_null=True, default=None, help_text="只看未读/已读"
+    )
     page = serializers.IntegerField(required=False, min_value=1)
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=1000)
 
@@ -57,20 +70,27 @@ class MarkedSerializer(serializers.Serializer):
 
 
 class InboxListApi(APIView):
-    @extend_schema(tags=[TAG], summary="我的消息", parameters=[ListQuery],
-                   responses={200: NotificationSerializer(many=True), 401: UNAUTHENTICATED_RESPONSE})
+    @extend_schema(
+        tags=[TAG],
+        summary="我的消息",
+        parameters=[ListQuery],
+        responses={200: NotificationSerializer(many=True), 401: UNAUTHENTICATED_RESPONSE},
+    )
     def get(self, request: Request) -> Response:
         query = parse_query(ListQuery, request)
         paginator = ListPagination()
-        page = paginator.paginate_queryset(selectors.notification_list(user=request.user, unread=query["unread"]),
-                                           request, view=self)
+        page = paginator.paginate_queryset(
+            selectors.notification_list(user=request.user, unread=query["unread"]), request, view=self
+        )
         response = paginator.get_paginated_response(NotificationSerializer(page, many=True).data)
         response.data["unread"] = selectors.notification_unread_count(user=request.user)
         return response
 
 
 class InboxUnreadCountApi(APIView):
-    @extend_schema(tags=[TAG], summary="未读消息数", responses={200: UnreadSerializer, 401: UNAUTHENTICATED_RESPONSE})
+    @extend_schema(
+        tags=[TAG], summary="未读消息数", responses={200: UnreadSerializer, 401: UNAUTHENTICATED_RESPONSE}
+    )
     def get(self, request: Request) -> Response:
         return Response({"unread": selectors.notification_unread_count(user=request.user)})
 
@@ -84,7 +104,9 @@ class InboxMarkReadApi(APIView):
             200: MarkedSerializer,
             400: OpenApiResponse(description="{code: invalid_input | notification_too_many, message}"),
             401: UNAUTHENTICATED_RESPONSE,
-            404: OpenApiResponse(description="{code: notification_not_found, message, ids}：消息不存在或不属于您"),
+            404: OpenApiResponse(
+                description="{code: notification_not_found, message, ids}：消息不存在或不属于您"
+            ),
         },
     )
     def post(self, request: Request) -> Response:

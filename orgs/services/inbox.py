@@ -79,7 +79,9 @@ def notify(
     return inbox_sql.insert_rows(rows, now=now)
 
 
-def notification_mark_read(*, user: Any, ids: Iterable[int] | None = None, now: datetime | None = None) -> int:
+def notification_mark_read(
+    *, user: Any, ids: Iterable[int] | None = None, now: datetime | None = None
+) -> int:
     """Mark the user's messages `ids` read (all unread ones when ids is None). An id that is not
     the user's own is refused as a whole (`notification_not_found`), nothing marked."""
     now = now or timezone.now()
@@ -120,9 +122,17 @@ def reminders_cases_due(*, now: datetime | None = None) -> dict[str, int]:
     now = _local_now(now)
     days = cases_selectors.work_days()
     # The roles that may take each open state's forward action (the access rule, as data).
-    forward = {from_state: action for action, moves in FLOW.items() for from_state, to in moves.items()
-               if action not in ("send_back", "merge", "decline")}
-    step_roles = [(state, role) for state, action in forward.items() for role in sorted(case_action_roles(action, state))]
+    forward = {
+        from_state: action
+        for action, moves in FLOW.items()
+        for from_state, to in moves.items()
+        if action not in ("send_back", "merge", "decline")
+    }
+    step_roles = [
+        (state, role)
+        for state, action in forward.items()
+        for role in sorted(case_action_roles(action, state))
+    ]
     labels = [(s.value, s.label) for s in Case.State]
     with transaction.atomic():
         sent = inbox_sql.insert_case_reminders(
@@ -217,7 +227,10 @@ def reminders_buildings_visit_due(*, now: datetime | None = None) -> int:
     interval = int(settings.WANGGE_RULES["visit_interval_days"])
     with transaction.atomic():
         sent = inbox_sql.insert_visit_reminders(
-            now=now, since=now - timedelta(days=interval), interval_days=interval, period=f"{now.date():%Y-%m-%d}"
+            now=now,
+            since=now - timedelta(days=interval),
+            interval_days=interval,
+            period=f"{now.date():%Y-%m-%d}",
         )
         _sweep_audit("走访提醒", sent)
     return sent

@@ -57,7 +57,10 @@ def test_the_inbox_api_lists_counts_and_marks_only_the_callers_messages(space):
     assert answer.json() == {"marked": 1, "unread": 1}
     assert client.get("/api/inbox/?unread=true").json()["count"] == 1
     # Marking again changes nothing.
-    assert client.post("/api/inbox/read/", {"ids": [first]}, format="json").json() == {"marked": 0, "unread": 1}
+    assert client.post("/api/inbox/read/", {"ids": [first]}, format="json").json() == {
+        "marked": 0,
+        "unread": 1,
+    }
     assert client.post("/api/inbox/read/", {"all": True}, format="json").json() == {"marked": 1, "unread": 0}
     # The other user's message is still unread.
     assert Notification.objects.get(user=other).read_at is None
@@ -93,4 +96,7 @@ def test_marking_another_users_message_is_refused_and_marks_nothing(space):
 @pytest.mark.django_db
 def test_the_inbox_needs_a_signed_in_user(client):
     assert client.get("/api/inbox/").status_code in (401, 403)
-    assert client.post("/api/inbox/read/", {"all": True}, content_type="application/json").status_code in (401, 403)
+    assert client.post("/api/inbox/read/", {"all": True}, content_type="application/json").status_code in (
+        401,
+        403,
+    )

@@ -354,6 +354,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def _first_street_with_buildings() -> tuple[int, str]:
+    first = Building.objects.order_by("community__street__code").values_list(
+        "community__street_id", "community__street__code"
+    ).first()
+    if first is None:
+        raise SystemExit("no buildings: build the data set first (ops/bench, then --skip-build --only geojson)")
+    return first
+
+
 def _box_of_buildings(street_id: int, *, at_least: int) -> tuple[float, float, float, float]:
     """A box around a building in the middle of the street, grown until it holds `at_least`."""
     buildings = Building.objects.filter(community__street_id=street_id).order_by("code")
@@ -386,9 +395,7 @@ def bench_geojson(repeats: int = 200) -> None:
     from edge.api import feature_page
     from grid.models import Role, RoleAssignment
 
-    street_id, street_code = Building.objects.order_by("community__street__code").values_list(
-        "community__street_id", "community__street__code"
-    )[0]
+    street_id, street_code = _first_street_with_buildings()
     user, _ = get_user_model().objects.get_or_create(username="bench_street_admin")
     RoleAssignment.objects.get_or_create(user=user, role=Role.STREET_ADMIN, street_id=street_id)
     client = APIClient()

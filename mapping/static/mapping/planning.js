@@ -634,6 +634,7 @@ function setPlan(plan) {
   const stale = $('#plan-stale');
   stale.hidden = !(p.state === 'draft' && p.stale);
   stale.textContent = STALE_MESSAGE;
+  if (p.state !== 'draft') { cancelSketch(); state.tool = 'select'; state.building = null; }
   $('#apply-form').hidden = p.state !== 'draft';
   if (p.state === 'applied' && p.result) renderApplied(p.result);
   else if (p.state === 'abandoned') $('#apply-result').replaceChildren(h('p', { class: 'meta' }, '此方案已放弃，不能应用；可复制后继续调整。'));

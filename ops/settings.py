@@ -170,13 +170,6 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orgs.tasks.escalate_overdue_cases",
         "schedule": timedelta(minutes=10),
     },
-}
-# Task modules that autodiscovery (which imports each app's tasks.py) does not find.
-CELERY_IMPORTS = ["mapping.indicator_tasks"]
-
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     # Inbox reminders at fixed hours (orgs.tasks): each is sent once per subject and period, so
     # these hours decide only when people hear, never how often. Cases at the start of the
     # morning and afternoon working periods; the slower rules once each morning.
@@ -196,6 +189,13 @@ AUTH_PASSWORD_VALIDATORS = [
         "task": "orgs.tasks.remind_buildings_visit_due",
         "schedule": crontab(hour=8, minute=15),
     },
+}
+# Task modules that autodiscovery (which imports each app's tasks.py) does not find.
+CELERY_IMPORTS = ["mapping.indicator_tasks"]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]

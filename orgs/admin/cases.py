@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from grid.admin import ReadOnlyAdminMixin
 from orgs import services
 from orgs.admin.writes import ServiceWritesMixin
 from orgs.cases_models import Case, CaseCategory, CaseTransition, WorkCalendarDay
@@ -115,7 +116,7 @@ class CaseTransitionInline(admin.TabularInline):
 
 
 @admin.register(Case)
-class CaseAdmin(ServiceWritesMixin, admin.ModelAdmin):
+class CaseAdmin(ReadOnlyAdminMixin, ServiceWritesMixin, admin.ModelAdmin):
     """The ledger, read-only: every change of a case is a transition made through the API."""
 
     list_display = ["id", "category", "state", "reported", "deadline_display", "escalation_level",
@@ -134,15 +135,6 @@ class CaseAdmin(ServiceWritesMixin, admin.ModelAdmin):
               "closed_at", "captured_crs", "accuracy_m")
     fields = _shown
     readonly_fields = _shown
-
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="上报时间", ordering="reported_at")
     def reported(self, obj: Case) -> str:

@@ -55,6 +55,7 @@ from grid import coords
 from grid.models import unit_code_validator
 from orgs import access, services, sql
 from orgs import cases_selectors as selectors
+from orgs.apis.events import EventFilterSerializer
 from orgs.cases_models import FLOW, Case, CaseCategory, CaseTransition
 from orgs.sync import Position
 
@@ -403,10 +404,7 @@ class CaseListApi(ReachAPIView):
         since = serializers.DateField(required=False, help_text="上报日期起（含）")
         until = serializers.DateField(required=False, help_text="上报日期止（含）")
 
-        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-            if attrs.get("since") and attrs.get("until") and attrs["since"] > attrs["until"]:
-                raise serializers.ValidationError({"until": "截止日期不能早于起始日期"})
-            return attrs
+        validate = EventFilterSerializer.validate  # until not before since, said the same way
 
     @extend_schema(
         tags=[TAG],

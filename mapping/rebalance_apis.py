@@ -25,7 +25,7 @@ from mapping.rebalance_services import plan_suggest
 class PlanSuggestApi(ReachAPIView):
     write_capability = plans_access.CAPABILITY
 
-    class InputSerializer(serializers.Serializer):
+    class SuggestInputSerializer(serializers.Serializer):
         community = serializers.CharField(max_length=12, help_text="社区编码")
         name = serializers.CharField(required=False, max_length=100, help_text="方案名称（缺省“调整建议（日期）”）")
         seed = serializers.IntegerField(
@@ -49,7 +49,7 @@ class PlanSuggestApi(ReachAPIView):
             "building_too_large 单栋超上限、building_isolated 飞地楼栋、households_total_infeasible 总户数无法分格、"
             "cell_out_of_range 未能调整到范围内）、notes。"
         ),
-        request=InputSerializer,
+        request=SuggestInputSerializer,
         responses={
             201: OpenApiResponse(OpenApiTypes.OBJECT, description="方案（同详情）及 suggestion"),
             **write_errors(
@@ -61,7 +61,7 @@ class PlanSuggestApi(ReachAPIView):
         },
     )
     def post(self, request: Request) -> Response:
-        data = parse_body(self.InputSerializer, request)
+        data = parse_body(self.SuggestInputSerializer, request)
         community = plans_access.community_for_planning(self.reach, data["community"])
         plan, suggestion = plan_suggest(
             community=community, name=data.get("name", ""), seed=data["seed"], locked=data["locked"]

@@ -66,7 +66,13 @@ class TabletView(LoginRequiredMixin, TemplateView):
                 {"code": code, "label": f"{name} {address}".strip()} for code, name, address in buildings
             ],
             "too_many_buildings": too_many,
-            "kinds": [(k, label) for k, label in Visit.Kind.choices if k != Visit.Kind.ENTERPRISE],
+            "kinds": Visit.Kind.choices,
+            # Enterprise visits pick from the enterprises of the logging reach (the sync checks again).
+            "enterprises": list(
+                access.enterprises_in_reach(logging_reach)
+                .order_by("name", "id")
+                .values("id", "name")[:TABLET_MAX_BUILDINGS]
+            ),
             "queue_key": f"wangge.events.{self.request.user.pk}",
             "cache_prefix": TABLET_CACHE_PREFIX,
             # A stationed cadre also checks in and logs contacts with residents here.

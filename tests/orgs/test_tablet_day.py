@@ -21,6 +21,7 @@ from orgs.tablet_selectors import buildings_due_for_visit, open_cases_for_tablet
 from tests.factories import BuildingFactory, square
 from tests.orgs.cases_world import categories
 from tests.orgs.conftest import X, Y
+from tests.orgs_factories import EnterpriseFactory, GridWorkerFactory
 from tests.people import user_with
 
 
@@ -128,5 +129,56 @@ def test_the_tablet_lists_and_sketches_the_due_buildings_nearest_first(browser_p
     page.locator("#due li").nth(1).click()
     expect(page.locator("input[name=building]")).to_have_value(space.house_a1.code)
     s.screenshot("tablet_day.png")
+    assert s.external_requests() == []
+    assert s.console_errors == []
+
+
+# Enterprise visits (两新组织走访) from the tablet
+
+
+@pytest.mark.django_db
+def test_the_page_offers_only_the_enterprises_of_my_grids(space, grid_a):
+    mine = EnterpriseFactory(name="甲网格企业", community=space.a, point=space.house_a1.point)
+    EnterpriseFactory(name="乙社区企业", community=space.b, point=space.house_b1.point)
+    client = Client()
+    client.force_login(grid_a)
+    response = client.get("/tablet/")
+    assert response.context["enterprises"] == [{"id": mine.pk, "name": "甲网格企业"}]
+    html = response.content.decode()
+    assert '<option value="enterprise">两新组织走访</option>' in html and "乙社区企业" not in html
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_an_enterprise_visit_logged_offline_is_synced_once(browser_page, space, grid_a):
+    grid_a.set_password("tablet-day-2026")
+    grid_a.is_staff = True
+    grid_a.save()
+    GridWorkerFactory(community=space.a, grid_cells=[space.a1], user=grid_a)
+    firm = EnterpriseFactory(name="甲网格企业", community=space.a, point=space.house_a1.point)
+    s = browser_page
+    s.admin_login("wg_day", "tablet-day-2026", next_path="/tablet/")
+    page = s.page
+    expect(page.locator("#enterprise-field")).to_be_hidden()
+    s.context.set_offline(True)
+    page.select_option("select[name=kind]", "enterprise")
+    expect(page.locator("#enterprise-field")).to_be_visible()
+    page.click("#visit-form button[type=submit]")  # no enterprise picked: nothing kept
+    expect(page.locator("#message")).to_have_text("请选择走访的两新组织。")
+    expect(page.locator("#count")).to_have_text("0")
+    page.select_option("select[name=enterprise]", str(firm.pk))
+    page.fill("textarea[name=summary]", "了解用工情况")
+    page.click("#visit-form button[type=submit]")
+    expect(page.locator("#count")).to_have_text("1")
+    expect(page.locator("#queue li")).to_contain_text("甲网格企业")
+    s.context.set_offline(False)
+    expect(page.locator("#message")).to_contain_text("已保存 1 条", timeout=15_000)
+    page.click("#sync")
+    expect(page.locator("#message")).to_have_text("没有待同步的记录。")
+    visit = Visit.objects.get(kind="enterprise")
+    assert (visit.kind, visit.enterprise, visit.reporter, visit.summary) == (
+        "enterprise", firm, grid_a, "了解用工情况"
+    )
+    assert visit.community == space.a
     assert s.external_requests() == []
     assert s.console_errors == []

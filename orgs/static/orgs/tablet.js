@@ -51,7 +51,7 @@
       var item = entry.item;
       var when = new Date(item.occurred_at).toLocaleString("zh-CN", { hour12: false });
       li.textContent = when + " " + (KINDS[item.kind] || item.kind) + " " + (item.building || "") +
-        " " + (item.household || item.contact_name || "") + (item.position ? "（已定位）" : "（无定位）");
+        " " + (item.household || item.contact_name || item.label || "") + (item.position ? "（已定位）" : "（无定位）");
       li.dataset.id = item.id;
       if (entry.error) {
         var error = document.createElement("span");
@@ -134,15 +134,32 @@
     return String(data.get(name) || "").trim();
   }
 
+  // An enterprise visit names the enterprise (from the embedded list of the worker's grids).
+  var enterpriseField = document.getElementById("enterprise-field");
+  function showEnterprise() {
+    enterpriseField.hidden = form.elements.kind.value !== "enterprise";
+  }
+  form.elements.kind.addEventListener("change", showEnterprise);
+  showEnterprise();
+
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     var data = new FormData(form);
-    keep("visits", {
+    var item = {
       kind: data.get("kind"),
       building: text(data, "building"),
       household: text(data, "household"),
       summary: text(data, "summary")
-    }, false, function () { form.reset(); });
+    };
+    if (item.kind === "enterprise") {
+      if (!text(data, "enterprise")) {
+        message.textContent = "请选择走访的两新组织。";
+        return;
+      }
+      item.enterprise = Number(text(data, "enterprise"));
+      item.label = form.elements.enterprise.selectedOptions[0].text;
+    }
+    keep("visits", item, false, function () { form.reset(); showEnterprise(); });
   });
 
   if (checkIn) {
@@ -168,7 +185,12 @@
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRFToken": CSRF },
-      body: JSON.stringify({ items: entries.map(function (e) { return e.item; }) })
+      // "label" is the device's own note of what was picked (shown in the queue), not sent.
+      body: JSON.stringify({ items: entries.map(function (e) {
+        var item = Object.assign({}, e.item);
+        delete item.label;
+        return item;
+      }) })
     }).then(function (response) {
       return response.json().then(function (body) {
         if (!response.ok) {

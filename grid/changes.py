@@ -5,7 +5,8 @@ enterprises, events) calls `communities_changed` inside its transaction. Two thi
 
 - the community's `data_version` goes up in the same transaction, so every cache keyed on it
   (map tiles, layers) misses exactly when the data it shows changed, never before the commit is
-  visible and never for an untouched community;
+  visible and never for an untouched community; Redis's copy of it follows after the commit
+  (grid.versions), and with `outlines=True` the outlines epoch there is replaced;
 - after the commit, and only if it commits, the listeners named in
   `settings.WANGGE_CHANGE_LISTENERS` are called with the communities touched
   (the gap recompute queues itself there). Listeners live in higher layers; the project
@@ -27,6 +28,7 @@ from django.db import transaction
 from django.utils.module_loading import import_string
 
 from grid import sql
+from grid.versions import outlines_changed
 
 
 def _listeners(setting: str) -> tuple[Callable[..., object], ...]:
@@ -41,6 +43,8 @@ def communities_changed(community_ids: Iterable[int | None], *, outlines: bool =
         return
     sql.bump_data_versions(ids)
     if outlines:
+        # Which communities a tile meets is cached per tile under the outlines epoch (grid.versions).
+        outlines_changed()
         for listener in _listeners("WANGGE_OUTLINE_LISTENERS"):
             listener(community_ids=ids)
     for listener in _listeners("WANGGE_CHANGE_LISTENERS"):

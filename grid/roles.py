@@ -6,6 +6,9 @@ transaction with its audit row (action grant / revoke), and the grantor's own re
 - a street admin (manage_users over a street) grants any place role over that street or a unit
   inside it, never the system-wide operator role;
 - an operator (manage_users, no place) manages accounts, not places: only the operator role.
+
+These two services are the only writers of role assignments, so they are where the cached
+reaches of the map's tiles are dropped (grid.reach_cache.roles_changed).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from grid.access import CAPABILITIES, Reach
 from grid.audit import audit_record
 from grid.errors import GridError
 from grid.models import AuditEvent, Community, GridCell, Role, RoleAssignment, Street
+from grid.reach_cache import roles_changed
 
 MANAGE = "manage_users"
 
@@ -153,6 +157,7 @@ def role_grant(
     except IntegrityError as exc:
         # A concurrent identical grant won the partial unique index between check and insert.
         raise GridError("该用户已拥有这一授权", code="role_duplicate") from exc
+    roles_changed()
     unit = street or community or grid_cell
     audit_record(
         action=AuditEvent.Action.GRANT,
@@ -182,6 +187,7 @@ def role_revoke(*, assignment: RoleAssignment, reason: str = "", by: Reach | Non
     changed = RoleAssignment.objects.filter(pk=assignment.pk, revoked_at__isnull=True).update(revoked_at=now)
     if not changed:
         return False
+    roles_changed()
     assignment.revoked_at = now
     audit_record(
         action=AuditEvent.Action.REVOKE,

@@ -9,6 +9,7 @@ from datetime import date
 from django.db import connection
 
 from grid.models import Building, Community, GridBoundary, GridBoundaryPart, GridCell
+from grid.versions import versions_committed
 
 BOUNDARY = GridBoundary._meta.db_table
 PART = GridBoundaryPart._meta.db_table
@@ -225,12 +226,16 @@ def grid_cell_id_at(*, lon: float, lat: float, on_date: date) -> int | None:
     return row[0] if row else None
 
 
-def bump_data_versions(community_ids: Sequence[int]) -> None:
-    """Map caches key on a community's data version; bumping it invalidates exactly those caches."""
+def bump_data_versions(community_ids: Sequence[int]) -> dict[int, int]:
+    """Map caches key on a community's data version; bumping it invalidates exactly those caches.
+    Returns the new versions; Redis's copies (grid.versions) follow them after the commit."""
     if not community_ids:
-        return
+        return {}
     with connection.cursor() as cursor:
         cursor.execute(
-            f'UPDATE "{COMMUNITY}" SET data_version = data_version + 1 WHERE id = ANY(%s)',  # noqa: S608
+            f'UPDATE "{COMMUNITY}" SET data_version = data_version + 1 WHERE id = ANY(%s) RETURNING id, data_version',  # noqa: S608
             [list(community_ids)],
         )
+        versions = {int(i): int(v) for i, v in cursor.fetchall()}
+    versions_committed(versions)
+    return versions

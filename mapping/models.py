@@ -169,5 +169,6 @@ class IndicatorSnapshot(models.Model):
 
 # Planners' drafts (issue 11) live in their own module; imported here so Django finds the models.
 from mapping.plans_models import Plan, PlanCell, PlanEdit  # noqa: E402, F401
+
 # The buildings tile's precomputed statuses (mapping.tile_models), written by the gap recompute.
-from mapping.tile_models import BuildingStatus, BuildingStatusVersion  # noqa: E402, F401
+from mapping.tile_models import BuildingStatus, BuildingStatusVersion  # noqa: E402, F401, I001

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from grid import sql as grid_sql
 from mapping import sql
 from mapping.models import Gap
 from orgs.rules import month_elapsed_share
@@ -58,9 +59,11 @@ def _local_midnight(day: date, tz: Any) -> datetime:
 def gaps_recompute(*, community_ids: Sequence[int] | None, at: datetime | None = None) -> dict[str, int]:
     """Recompute the coverage gaps of these communities (all when None) in one transaction.
 
-    Stages what is uncovered now (one statement per kind, mapping.sql), then opens new gaps
-    (`since` = the run's moment), updates the open ones still uncovered (`since` kept) and
-    resolves the open ones no longer uncovered (`resolved_at`; rows are never deleted). Two
+    Stages what is uncovered now (one statement per kind, mapping.sql), writes the buildings
+    tile's per-building facts (mapping.tile_models), then opens new gaps (`since` = the run's
+    moment), updates the open ones still uncovered (`since` kept) and resolves the open ones no
+    longer uncovered (`resolved_at`; rows are never deleted), and bumps the data version of the
+    communities whose open gaps changed, so cached map tiles showing them miss. Two
     recomputes of one community wait for each other; a second run finds nothing to open or
     resolve. `at` (default: the database clock once the locks are held) is injectable for tests
     and replays and must not precede the last run's.
@@ -77,11 +80,17 @@ def gaps_recompute(*, community_ids: Sequence[int] | None, at: datetime | None =
     params = _parameters(community_ids=ids, at=at)
     for stage in sql.STAGES:
         stage(params)
+    sql.building_status_refresh(ids, every_community=community_ids is None)
     merged = sql.merge_stage(community_ids=ids, at=at)
     for outcome in OUTCOMES:
-        for kind, n in sorted(merged[outcome].items()):
+        for kind, n in sorted(merged.counts[outcome].items()):
             counts[outcome] += n
             counts[f"{outcome}.{kind}"] = n
+    # The map's tiles key on data versions: where the gaps now read differently, the versions
+    # move. Not grid.changes.communities_changed: its listeners would queue this recompute again.
+    # Last, so the communities' rows stay locked only until the commit right after.
+    bumped = grid_sql.bump_data_versions(merged.changed_communities)
+    sql.building_status_carry(bumped)
     return counts
 
 

@@ -9,9 +9,13 @@ How a recompute runs (mapping.services.gaps_recompute calls these in one transac
 2. `stage_create` + `fallback_stage`: a temporary `gap_stage` (what is uncovered now) and
    `gap_fallback` (each community's organisation and its street's working committee, 兜底);
 3. one `stage_*` statement per kind fills `gap_stage`;
-4. `merge_stage`: open gaps still staged are updated in place (`since` kept), open gaps of these
+4. `building_status_refresh`: the buildings tile's per-building facts (mapping.tile_models) and
+   the data versions they were read at;
+5. `merge_stage`: open gaps still staged are updated in place (`since` kept), open gaps of these
    communities no longer staged are resolved (never deleted), staged gaps with no open row are
-   inserted. Each step returns its count per kind.
+   inserted. Each step returns its count per kind, and the communities whose gaps changed;
+6. their data versions are bumped (grid.sql.bump_data_versions, so the map's caches miss) and
+   `building_status_carry` keeps their building facts current across that bump.
 
 Definitions shared with orgs (read orgs/rules.py and the admin's cadre list before changing one):
 - an enterprise "should form" its own organisation with `enterprise_members_for_own_org` (3) or
@@ -29,13 +33,14 @@ Definitions shared with orgs (read orgs/rules.py and the admin's cadre list befo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.db import connection
 
 from grid.models import Building, Community, GridBoundary, GridCell, ServiceCentre
-from mapping.models import Gap
+from mapping.models import BuildingStatus, BuildingStatusVersion, Gap
 from orgs.models import (
     Enterprise,
     GridWorker,
@@ -61,6 +66,8 @@ WORKER_CELL = GridWorker.grid_cells.through._meta.db_table
 CADRE = StationedCadre._meta.db_table
 CONTACT = StationContact._meta.db_table
 VISIT = Visit._meta.db_table
+BUILDING_STATUS = BuildingStatus._meta.db_table
+BUILDING_STATUS_VERSION = BuildingStatusVersion._meta.db_table
 
 K = Gap.Kind
 S = Gap.Severity
@@ -597,15 +604,124 @@ STAGES = (
 
 
 # --------------------------------------------------------------------------------------------
+# Building statuses for the map (mapping.tile_models)
+# --------------------------------------------------------------------------------------------
+
+
+def building_status_refresh(community_ids: Sequence[int], *, every_community: bool) -> int:
+    """Write the buildings tile's facts of these communities' buildings (BuildingStatus) and the
+    data version they were read at (BuildingStatusVersion). Returns the buildings whose facts
+    changed.
+
+    One statement, so the facts and the versions come from one snapshot: a write committed after
+    it bumped its community past the recorded version, and the tile computes that community's
+    statuses itself until the next recompute (mapping.tile_models). Per building the lookups of
+    the tile and of the building gaps above (members by residence, a building group naming it,
+    the latest visit), each an index probe in a LATERAL; rows whose facts did not change are left
+    alone, so a second run writes nothing. `every_community` (the full run) also drops the rows of
+    buildings and communities that no longer exist.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH fresh AS (
+                SELECT b.id AS building_id, m.members, grp.has_group, lv.at AS last_visit_at
+                FROM "{BUILDING}" b
+                CROSS JOIN LATERAL (
+                    SELECT count(*) AS members FROM "{MEMBER}" pm WHERE pm.residence_building_id = b.id
+                ) m
+                CROSS JOIN LATERAL (
+                    SELECT count(*) > 0 AS has_group
+                    FROM "{ORG_BLD}" x JOIN "{ORG}" o ON o.id = x.partyorganisation_id
+                    WHERE x.building_id = b.id AND o.kind = 'building_group'
+                ) grp
+                {_LAST_VISIT}
+                WHERE b.community_id = ANY(%(ids)s)
+            ), written AS (
+                INSERT INTO "{BUILDING_STATUS}" AS st (building_id, members, has_group, last_visit_at)
+                SELECT building_id, members, has_group, last_visit_at FROM fresh
+                ON CONFLICT (building_id) DO UPDATE
+                SET members = EXCLUDED.members, has_group = EXCLUDED.has_group,
+                    last_visit_at = EXCLUDED.last_visit_at
+                WHERE (st.members, st.has_group, st.last_visit_at)
+                      IS DISTINCT FROM (EXCLUDED.members, EXCLUDED.has_group, EXCLUDED.last_visit_at)
+                RETURNING 1
+            ), recorded AS (
+                INSERT INTO "{BUILDING_STATUS_VERSION}" AS sv (community_id, data_version)
+                SELECT c.id, c.data_version FROM "{COMMUNITY}" c WHERE c.id = ANY(%(ids)s)
+                ON CONFLICT (community_id) DO UPDATE SET data_version = EXCLUDED.data_version
+                WHERE sv.data_version <> EXCLUDED.data_version
+            )
+            SELECT count(*) FROM written
+            """,  # noqa: S608 - names from models; values are parameters
+            {"ids": list(community_ids)},
+        )
+        changed = int(cursor.fetchone()[0])
+        if every_community:
+            cursor.execute(
+                f"""
+                DELETE FROM "{BUILDING_STATUS}" st
+                WHERE NOT EXISTS (SELECT 1 FROM "{BUILDING}" b WHERE b.id = st.building_id)
+                """  # noqa: S608 - names from models
+            )
+            cursor.execute(
+                f"""
+                DELETE FROM "{BUILDING_STATUS_VERSION}" sv
+                WHERE NOT EXISTS (SELECT 1 FROM "{COMMUNITY}" c WHERE c.id = sv.community_id)
+                """  # noqa: S608 - names from models
+            )
+    return changed
+
+
+def building_status_carry(versions: dict[int, int]) -> None:
+    """The recompute's own bump (`versions`: community id → the version it bumped to) changes no
+    building fact: where the recorded version was the one just before it, the rows stay current.
+
+    Where another write committed between the facts' snapshot and the bump, the recorded version
+    is older than that and stays behind, so the tile keeps computing that community itself. The
+    bump holds the communities' rows locked until the commit, so no write can come in between it
+    and this statement.
+    """
+    if not versions:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE "{BUILDING_STATUS_VERSION}" sv SET data_version = bumped.version
+            FROM unnest(%s::bigint[], %s::bigint[]) AS bumped(community_id, version)
+            WHERE sv.community_id = bumped.community_id AND sv.data_version = bumped.version - 1
+            """,  # noqa: S608 - names from models; values are parameters
+            [list(versions), list(versions.values())],
+        )
+
+
+# --------------------------------------------------------------------------------------------
 # Merge
 # --------------------------------------------------------------------------------------------
 
 _SAME_SUBJECT = "g.kind = s.kind AND g.subject_type = s.subject_type AND g.subject_id = s.subject_id"
 
 
-def merge_stage(*, community_ids: Sequence[int], at: datetime) -> dict[str, dict[str, int]]:
-    """Make the open gaps of `community_ids` what `gap_stage` says, keeping history. Returns
-    {"still_open"|"resolved"|"opened": {kind: count}}.
+# What a still-open gap shows besides its moment: when none of it changed, the row is only
+# stamped with the run's moment (computed_at) and no map needs to know.
+_SHOWN = (
+    "subject_code, subject_label, community_id, grid_cell_id, geom, severity, responsible_org_id, "
+    "responsible_label, figures"
+)
+
+
+@dataclass(frozen=True)
+class Merged:
+    """What merge_stage did: {"still_open"|"resolved"|"opened": {kind: count}}, and the communities
+    whose open gaps now read differently (opened, resolved, or changed in what they show, both
+    the community a gap left and the one it joined): their data versions must move."""
+
+    counts: dict[str, dict[str, int]]
+    changed_communities: list[int]
+
+
+def merge_stage(*, community_ids: Sequence[int], at: datetime) -> Merged:
+    """Make the open gaps of `community_ids` what `gap_stage` says, keeping history.
 
     - still open: the open row of a staged subject is updated in place, wherever it was (a member
       who moved house takes their open gap along); `since` never changes;
@@ -613,9 +729,16 @@ def merge_stage(*, community_ids: Sequence[int], at: datetime) -> dict[str, dict
     - opened: a staged subject with no open row gets a new row, `since` = `at`. ON CONFLICT on the
       partial unique index is the last guard: the advisory locks already keep two recomputes of
       one community apart.
+
+    Each statement returns per row its kind, the community before and after and whether what the
+    row shows changed. PostgreSQL 15 has no RETURNING old.*: the still-open UPDATE joins the gap
+    table a second time (`was`), which reads the row as the statement's snapshot saw it.
     """
-    out: dict[str, dict[str, int]] = {}
+    counts: dict[str, dict[str, int]] = {}
+    changed: set[int] = set()
     params = {"at": at, "ids": list(community_ids)}
+    shown_before = ", ".join(f"was.{c.strip()}" for c in _SHOWN.split(","))
+    shown_staged = ", ".join(f"s.{c.strip()}" for c in _SHOWN.split(","))
     statements = {
         "still_open": f"""
             UPDATE "{GAP}" g SET
@@ -623,15 +746,16 @@ def merge_stage(*, community_ids: Sequence[int], at: datetime) -> dict[str, dict
                 community_id = s.community_id, grid_cell_id = s.grid_cell_id, geom = s.geom,
                 severity = s.severity, responsible_org_id = s.responsible_org_id,
                 responsible_label = s.responsible_label, figures = s.figures, computed_at = %(at)s
-            FROM gap_stage s
-            WHERE g.resolved_at IS NULL AND {_SAME_SUBJECT}
-            RETURNING g.kind
+            FROM gap_stage s, "{GAP}" was
+            WHERE g.resolved_at IS NULL AND {_SAME_SUBJECT} AND was.id = g.id
+            RETURNING g.kind, was.community_id AS before, g.community_id AS after,
+                      ({shown_before}) IS DISTINCT FROM ({shown_staged}) AS changed
         """,  # noqa: S608 - names from models; values are parameters
         "resolved": f"""
             UPDATE "{GAP}" g SET resolved_at = %(at)s, computed_at = %(at)s
             WHERE g.resolved_at IS NULL AND g.community_id = ANY(%(ids)s)
               AND NOT EXISTS (SELECT 1 FROM gap_stage s WHERE {_SAME_SUBJECT})
-            RETURNING g.kind
+            RETURNING g.kind, g.community_id AS before, g.community_id AS after, true AS changed
         """,  # noqa: S608 - names from models; values are parameters
         "opened": f"""
             INSERT INTO "{GAP}" ({STAGE_COLUMNS}, since, resolved_at, computed_at)
@@ -640,11 +764,20 @@ def merge_stage(*, community_ids: Sequence[int], at: datetime) -> dict[str, dict
             WHERE NOT EXISTS (SELECT 1 FROM "{GAP}" g WHERE g.resolved_at IS NULL AND {_SAME_SUBJECT})
             ORDER BY s.kind, s.subject_type, s.subject_id
             ON CONFLICT (kind, subject_type, subject_id) WHERE resolved_at IS NULL DO NOTHING
-            RETURNING kind
+            RETURNING kind, community_id AS before, community_id AS after, true AS changed
         """,  # noqa: S608 - names from models; values are parameters
     }
     for outcome, statement in statements.items():
-        rows = _rows(f"WITH done AS ({statement}) SELECT kind, count(*) FROM done GROUP BY kind", params)  # noqa: S608
-        out[outcome] = {kind: n for kind, n in rows}
-    return out
-
+        rows = _rows(
+            f"""
+            WITH done AS ({statement})
+            SELECT kind, count(*),
+                   coalesce(array_agg(DISTINCT before) FILTER (WHERE changed), '{{}}')
+                   || coalesce(array_agg(DISTINCT after) FILTER (WHERE changed), '{{}}')
+            FROM done GROUP BY kind
+            """,  # noqa: S608 - statements from this function
+            params,
+        )
+        counts[outcome] = {kind: n for kind, n, _ in rows}
+        changed.update(c for _, _, communities in rows for c in communities)
+    return Merged(counts=counts, changed_communities=sorted(changed))

@@ -41,6 +41,9 @@ class BuildingStatus(models.Model):
         verbose_name = "楼栋状态（地图用）"
         verbose_name_plural = "楼栋状态（地图用）"
 
+    def __str__(self) -> str:
+        return f"楼栋 {self.building_id}：党员 {self.members} 名"
+
 
 class BuildingStatusVersion(models.Model):
     """Per community: the data version its BuildingStatus rows were computed at."""
@@ -51,3 +54,6 @@ class BuildingStatusVersion(models.Model):
     class Meta:
         verbose_name = "楼栋状态版本"
         verbose_name_plural = "楼栋状态版本"
+
+    def __str__(self) -> str:
+        return f"社区 {self.community_id}：数据版本 {self.data_version}"

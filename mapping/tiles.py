@@ -10,13 +10,19 @@ reach and cached in Redis. The rules:
 - Cached by what it depends on, never by time: the key holds the layer, z/x/y, the parsed query
   (only the parameters the layer reads: a cache-busting `?t=` adds nothing), the reach's
   signature (two users with different reach never share a tile; two with the same reach do), the
-  data versions of the communities the tile meets (tiles_sql.VERSIONS: one indexed statement per
-  request, not cached, or a write could be missed for as long as it was), what no version covers
-  (gaps, street-level centres, streets) and, for layers that depend on the date (visit windows,
-  the age of gaps), the local day. A write bumps the versions of its communities in its own
-  transaction (grid.changes), so the next request after the commit misses exactly the tiles that
-  show those communities; every other tile is answered from Redis without running its statement
+  data versions of the communities the tile meets, what no version covers (street-level centres,
+  streets: one statement, for those two layers only) and, for layers that depend on the date
+  (visit windows, the age of gaps), the local day. A write bumps the versions of its communities
+  in its own transaction (grid.changes), and so does the gap recompute when it changes a
+  community's gaps, so the next request after the commit misses exactly the tiles that show
+  those communities; every other tile is answered from Redis without running its statement
   (martin's cache has no invalidation at all: its issues #288 and #1707).
+- A cache hit asks the database nothing: the versions are read from Redis's copies
+  (grid.versions, raised after each commit, the database read when a copy is missing), the set
+  of communities a tile meets is kept per tile under the outlines epoch (`_touched`), and the
+  caller's reach per user under the roles epoch (grid.reach_cache). mapping.tile_views answers a
+  signed-in caller's repeat requests from these alone (`cached_only`), before Django's session
+  and sign-in machinery runs.
 - Redis down: tiles are rendered uncached and the error logged; the map keeps working.
 - ETag is a hash of the bytes, so a re-rendered tile that did not change keeps its ETag and the
   browser's revalidation (Cache-Control: private, no-cache) answers 304. Tiles are cached and
@@ -30,6 +36,7 @@ import hashlib
 import json
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -40,6 +47,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from edge.errors import DomainError
+from grid import versions as community_versions
 from grid.access import Reach
 from mapping import tiles_sql
 
@@ -50,6 +58,10 @@ MAX_ZOOM = 20
 TILE_FORMAT = 1
 # Keys of old versions are never read again; the TTL only returns their memory.
 CACHE_SECONDS = 24 * 3600
+# The set of communities a tile meets, kept under the outlines epoch (grid.versions). The TTL bounds
+# what a community created or deleted without grid.changes (a bulk loader, community_delete) can
+# leave out of the set.
+TOUCHED_SECONDS = 600
 # The page draws 512-pixel tiles (MapLibre's vector default): 8 MVT units to a pixel.
 TILE_PIXELS = 512
 # Polygons under this many pixels both ways are dropped; simplification tolerance in pixels.
@@ -81,7 +93,7 @@ class Layer:
     name: str
     title: str
     statement: str
-    # Besides the communities' data versions, what the tile depends on: "gaps", "centres", "streets".
+    # Besides the communities' data versions, what the tile depends on: "centres", "streets".
     depends: frozenset[str] = frozenset()
     # Whether the local date changes the tile (visit windows, ages in days).
     dated: bool = False
@@ -109,7 +121,6 @@ LAYERS: dict[str, Layer] = {
             "gaps",
             "覆盖缺口",
             tiles_sql.GAPS,
-            depends=frozenset({"gaps"}),
             dated=True,
             clustered=tiles_sql.GAPS_CLUSTERED,
             points_from_zoom=14,
@@ -250,8 +261,7 @@ def tile_parameters(
     span = math.radians(north - south) * (1 + 2 * tiles_sql.BUFFER / tiles_sql.EXTENT)
     error_units = radius * abs(math.tan(lat0)) / math.cos(lat0) * span**2 / 8 / (tile_m / tiles_sql.EXTENT)
     interval = int(rules["visit_interval_days"])
-    start = since or today - timedelta(days=interval)
-    end = until or today
+    start, end = _period(today=today, since=since, until=until)
     return {
         "z": z,
         "x": address.x,
@@ -278,21 +288,66 @@ def tile_parameters(
     }
 
 
-def _cache_key(address: TileAddress, params: dict[str, Any], reach: Reach, versions: tuple[str, ...]) -> str:
+def _period(*, today: date, since: date | None, until: date | None) -> tuple[date, date]:
+    """A visit period: by default the visit interval ending today."""
+    interval = int(settings.WANGGE_RULES["visit_interval_days"])
+    return since or today - timedelta(days=interval), until or today
+
+
+def _cache_key(
+    *,
+    address: TileAddress,
+    reach: Reach,
+    today: date,
+    versions: Mapping[int, int],
+    extras: tuple[str, ...] = (),
+    since: date | None = None,
+    until: date | None = None,
+) -> str:
     layer = address.layer
-    query = (
-        {"since": params["since"].isoformat(), "until": params["until"].isoformat()}
-        if layer.takes_period
-        else {}
-    )
+    start, end = _period(today=today, since=since, until=until)
     parts = {
-        "query": query,
+        "query": {"since": start.isoformat(), "until": end.isoformat()} if layer.takes_period else {},
         "reach": reach_signature(reach),
-        "versions": versions,
-        "day": params["today"].isoformat() if layer.dated else "",
+        "versions": ",".join(f"{c}:{v}" for c, v in sorted(versions.items())),
+        "extras": extras,
+        "day": today.isoformat() if layer.dated else "",
     }
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:40]
     return f"tiles:{TILE_FORMAT}:{address}:{digest}"
+
+
+def touched_key(address: TileAddress) -> str:
+    """Where the set of communities the tile at `address` meets is kept (any layer: same box)."""
+    return f"tiles:touched:{address.z}/{address.x}/{address.y}"
+
+
+def _touched_entry(entry: Any, epoch: Any) -> tuple[int, ...] | None:
+    """The community ids of a touched_key entry, if it was stored under the current epoch."""
+    if isinstance(epoch, str) and isinstance(entry, tuple) and len(entry) == 2 and entry[0] == epoch:
+        return tuple(entry[1])
+    return None
+
+
+def _versions(address: TileAddress, params: dict[str, Any]) -> dict[int, int]:
+    """The communities the tile meets and their data versions: from Redis, else the database.
+
+    The epoch is read before the database, so a set read while an outline change commits is
+    stored under the epoch that change replaces, and never used."""
+    key = touched_key(address)
+    try:
+        found = cache.get_many([community_versions.OUTLINES_KEY, key])
+        epoch = community_versions.outlines_epoch(known=found.get(community_versions.OUTLINES_KEY))
+    except RedisError:
+        logger.exception("瓦片缓存不可用，直接读取社区版本")
+        return tiles_sql.touched_communities(params)
+    ids = _touched_entry(found.get(key), epoch)
+    if ids is not None:
+        return community_versions.community_versions(ids)
+    touched = tiles_sql.touched_communities(params)
+    community_versions.versions_seen(touched)
+    _cache_set(key, (epoch, tuple(sorted(touched))), timeout=TOUCHED_SECONDS)
+    return touched
 
 
 def _cache_get(key: str) -> Any:
@@ -303,9 +358,9 @@ def _cache_get(key: str) -> Any:
         return None
 
 
-def _cache_set(key: str, value: Any) -> None:
+def _cache_set(key: str, value: Any, *, timeout: int = CACHE_SECONDS) -> None:
     try:
-        cache.set(key, value, timeout=CACHE_SECONDS)
+        cache.set(key, value, timeout=timeout)
     except RedisError:
         logger.exception("瓦片缓存不可用，瓦片未缓存")
 
@@ -322,22 +377,23 @@ def tile_for(
     else rendered by its statement and cached. Callers check `reach.can_read()` first."""
     if address.z < address.layer.min_zoom:
         return EMPTY
-    params = tile_parameters(
-        reach=reach, address=address, today=today or timezone.localdate(), since=since, until=until
-    )
+    today = today or timezone.localdate()
+    params = tile_parameters(reach=reach, address=address, today=today, since=since, until=until)
     depends = address.layer.depends
     # Versions first, body second: a write committed between the two is then in the body and
     # the body is cached under the older versions, a key no later request computes. The other
     # order could cache the data before the write under the versions after it, for good.
-    versions = tiles_sql.tile_versions(
-        params
-        | {
-            "with_gaps": "gaps" in depends,
-            "with_centres": "centres" in depends,
-            "with_streets": "streets" in depends,
-        }
+    versions = _versions(address, params)
+    extras = (
+        tiles_sql.tile_extras(
+            params | {"with_centres": "centres" in depends, "with_streets": "streets" in depends}
+        )
+        if depends
+        else ()
     )
-    key = _cache_key(address, params, reach, versions)
+    key = _cache_key(
+        address=address, reach=reach, today=today, versions=versions, extras=extras, since=since, until=until
+    )
     hit = _cache_get(key)
     if hit is not None:
         digest, gzipped = hit
@@ -345,6 +401,31 @@ def tile_for(
     tile = _compressed(tiles_sql.tile_body(address.layer.statement_at(address.z), params))
     _cache_set(key, (tile.digest, tile.gzipped))
     return tile
+
+
+def cached_only(*, reach: Reach, address: TileAddress, found: Mapping[str, Any], today: date) -> Tile | None:
+    """The tile at `address` (default query) from Redis alone, or None when anything it depends
+    on is not there: then `tile_for` answers. `found`: what a get_many of OUTLINES_KEY and
+    `touched_key(address)` returned. Layers with extras (read in the database) are never here.
+    Raises RedisError."""
+    layer = address.layer
+    if layer.depends:
+        return None
+    if address.z < layer.min_zoom:
+        return EMPTY
+    ids = _touched_entry(found.get(touched_key(address)), found.get(community_versions.OUTLINES_KEY))
+    if ids is None:
+        return None
+    keys = {community_versions.version_key(c): c for c in ids}
+    copies = cache.get_many(list(keys)) if keys else {}
+    if len(copies) != len(keys) or not all(isinstance(v, int) for v in copies.values()):
+        return None
+    versions = {keys[k]: v for k, v in copies.items()}
+    hit = cache.get(_cache_key(address=address, reach=reach, today=today, versions=versions))
+    if hit is None:
+        return None
+    digest, gzipped = hit
+    return Tile(gzipped=gzipped, digest=digest, cached=True)
 
 
 def tile_render(*, reach: Reach, address: TileAddress, today: date | None = None) -> bytes:

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 
 from grid.models import Building, Community, GridBoundary, GridCell, ServiceCentre, Street
-from mapping.models import Gap
+from mapping.models import BuildingStatus, BuildingStatusVersion, Gap
 from orgs.models import PartyMember, PartyOrganisation, StationContact, Visit
 
 STREET = Street._meta.db_table
@@ -40,6 +40,8 @@ ORG_BLD = PartyOrganisation.buildings.through._meta.db_table
 MEMBER = PartyMember._meta.db_table
 VISIT = Visit._meta.db_table
 CONTACT = StationContact._meta.db_table
+STATUS = BuildingStatus._meta.db_table
+STATUS_VERSION = BuildingStatusVersion._meta.db_table
 
 # MVT geometry space: 4096 units a side, 64 units of buffer so lines and labels cross tile edges.
 EXTENT = 4096
@@ -123,14 +125,16 @@ def _tile(layer: str, rows: str, *, order: str = "t.id", feature_id: bool = True
     # Ordered, so the same rows always make the same bytes (and the same ETag). Rows whose
     # geometry ST_AsMVTGeom dropped (outside the tile, under a unit) are skipped by the aggregate's
     # FILTER, not by a WHERE: the planner would push a WHERE into the scan and compute every
-    # row's ST_AsMVTGeom twice (measured: a third of a dense tile's time).
+    # row's ST_AsMVTGeom twice. OFFSET 0 keeps the rows a subquery for the same reason: flattened
+    # into the aggregate, `t.geom` is the ST_AsMVTGeom expression itself, evaluated once for the
+    # FILTER and once for the row (EXPLAIN VERBOSE shows it twice; a quarter of a dense tile).
     id_args = ", 'id'" if feature_id else ""
     return f"""
         SELECT coalesce(
             ST_AsMVT(t, '{layer}', {EXTENT}, 'geom'{id_args} ORDER BY {order}) FILTER (WHERE t.geom IS NOT NULL),
             ''::bytea
         )
-        FROM ({rows}) t
+        FROM ({rows} OFFSET 0) t
     """  # noqa: S608 - layer names, columns and statements from this module; values are parameters
 
 
@@ -163,37 +167,49 @@ GRID_CELLS = _tile(
 # kind building_group naming the building; residential = residential or mixed with households,
 # visited = a visit named it since `window_start`. One status, most pressing first; the booleans
 # beside it let a style pick either.
+#
+# The facts per building come from BuildingStatus, which the gap recompute writes, wherever its
+# community's rows are current (BuildingStatusVersion holds the community's data version they
+# were read at: one index probe per community, memoised); elsewhere (a write since the last
+# recompute, no recompute yet, a row missing) they are looked up here, per building, as the
+# recompute does. The two branches of `st` carry one-time filters, so a building runs only one.
 BUILDINGS = _tile(
     "buildings",
     f"""
     SELECT b.id, b.code, b.name, b.households, g.code AS grid_code, c.code AS community_code,
-           CASE WHEN m.members >= %(group_min)s AND NOT grp.has_group THEN 'members_without_group'
-                WHEN res.residential AND (lv.at IS NULL OR lv.at < %(window_start)s) THEN 'not_visited'
-                WHEN grp.has_group THEN 'has_group'
+           CASE WHEN st.members >= %(group_min)s AND NOT st.has_group THEN 'members_without_group'
+                WHEN res.residential AND (st.at IS NULL OR st.at < %(window_start)s) THEN 'not_visited'
+                WHEN st.has_group THEN 'has_group'
                 ELSE 'other' END AS status,
-           grp.has_group, m.members,
-           res.residential AND (lv.at IS NULL OR lv.at < %(window_start)s) AS unvisited,
-           to_char(lv.at AT TIME ZONE %(tz)s, 'YYYY-MM-DD') AS last_visit,
+           st.has_group, st.members,
+           res.residential AND (st.at IS NULL OR st.at < %(window_start)s) AS unvisited,
+           to_char(st.at AT TIME ZONE %(tz)s, 'YYYY-MM-DD') AS last_visit,
            {_mvt_geom("b.geom")} AS geom
     FROM "{BUILDING}" b
     JOIN "{COMMUNITY}" c ON c.id = b.community_id
     LEFT JOIN "{CELL}" g ON g.id = b.grid_cell_id
+    LEFT JOIN "{STATUS_VERSION}" sv ON sv.community_id = c.id AND sv.data_version = c.data_version
+    -- A LATERAL kept from being flattened (OFFSET 0): one index probe per building. As a plain
+    -- join the planner, which underestimates the rows the reach leaves, hashes all of the table.
+    LEFT JOIN LATERAL (
+        SELECT s.building_id, s.members, s.has_group, s.last_visit_at
+        FROM "{STATUS}" s WHERE s.building_id = b.id AND sv.community_id IS NOT NULL
+        OFFSET 0
+    ) s ON true
     CROSS JOIN LATERAL (
         SELECT b.kind IN ('residential', 'mixed') AND b.households > 0 AS residential
     ) res
-    -- Aggregates, so each is evaluated once per building (a bare EXISTS would be inlined into
-    -- every expression that reads it).
     CROSS JOIN LATERAL (
-        SELECT count(*) AS members FROM "{MEMBER}" pm WHERE pm.residence_building_id = b.id
-    ) m
-    CROSS JOIN LATERAL (
-        SELECT count(*) > 0 AS has_group
-        FROM "{ORG_BLD}" x JOIN "{ORG}" o ON o.id = x.partyorganisation_id
-        WHERE x.building_id = b.id AND o.kind = 'building_group'
-    ) grp
-    CROSS JOIN LATERAL (
-        SELECT max(v.occurred_at) AS at FROM "{VISIT}" v WHERE v.building_id = b.id
-    ) lv
+        SELECT s.members::bigint, s.has_group, s.last_visit_at WHERE s.building_id IS NOT NULL
+        UNION ALL
+        SELECT (SELECT count(*) FROM "{MEMBER}" pm WHERE pm.residence_building_id = b.id),
+               EXISTS (
+                   SELECT FROM "{ORG_BLD}" x JOIN "{ORG}" o ON o.id = x.partyorganisation_id
+                   WHERE x.building_id = b.id AND o.kind = 'building_group'
+               ),
+               (SELECT max(v.occurred_at) FROM "{VISIT}" v WHERE v.building_id = b.id)
+        WHERE s.building_id IS NULL
+    ) st(members, has_group, at)
     WHERE b.geom && {BOX} AND {_big_enough("b")} AND {reach_place("b")}
     """,  # noqa: S608 - names from models; values are parameters
 )
@@ -349,30 +365,25 @@ STREETS = _outlines("streets", STREET, "u.code, u.name", _SEEN_STREETS)
 # --- what a cached tile depends on ------------------------------------------------------------------
 
 # The communities whose outline meets the tile (with the buffer) and their data versions: every
-# service bumps a community's version when anything in it changes (grid.changes), and everything a
-# tile shows lies in the communities it meets, so these pairs change exactly when the tile may.
-# Beside them, what no community version covers:
-# - gaps: the recompute writes them after the write that caused it, without a version bump. It
-#   stamps every open gap of the communities it ran on with its moment (computed_at), so the count
-#   and the latest computed_at of the open gaps in the box move whenever it opens, moves, updates
-#   or resolves one there (a resolved one leaves the count). Open rows only, through the partial
-#   index of open gaps per community: the closed history grows forever and is never read here;
+# service bumps a community's version when anything in it changes (grid.changes), the gap
+# recompute when its gaps change, and everything a tile shows lies in the communities it meets,
+# so these pairs change exactly when the tile may. mapping.tiles keeps the set per tile in Redis
+# (under the outlines epoch) and the versions come from Redis too (grid.versions): this statement
+# runs only when Redis lacks them.
+TOUCHED = f"""
+    SELECT tc.id, tc.data_version FROM "{COMMUNITY}" tc
+    WHERE tc.geom && {BOX} AND ST_Intersects(tc.geom, {BOX})
+    ORDER BY tc.id
+"""  # noqa: S608 - names from models; values are parameters
+
+# What no community version covers, asked only by the layers that show it (their cache hits pay
+# this one statement):
 # - service centres: a street-level centre belongs to no community; count and latest change of
 #   the centres in the box;
 # - streets: their outlines and names belong to no community; id and last change of each.
-# Each part is computed only when the layer asks for it (a CASE skips the subquery).
-VERSIONS = f"""
-    WITH touched AS (
-        SELECT tc.id, tc.data_version FROM "{COMMUNITY}" tc
-        WHERE tc.geom && {BOX} AND ST_Intersects(tc.geom, {BOX})
-    )
+# A CASE skips the subquery a layer does not need.
+EXTRAS = f"""
     SELECT
-        (SELECT coalesce(string_agg(id || ':' || data_version, ',' ORDER BY id), '') FROM touched),
-        CASE WHEN %(with_gaps)s THEN (
-            SELECT count(*) || ':' || coalesce(max(vg.computed_at)::text, '')
-            FROM "{GAP}" vg
-            WHERE vg.resolved_at IS NULL AND vg.community_id IN (SELECT id FROM touched) AND vg.geom && {BOX}
-        ) END,
         CASE WHEN %(with_centres)s THEN (
             SELECT count(*) || ':' || coalesce(max(vs.updated_at)::text, '')
             FROM "{CENTRE}" vs WHERE vs.geom && {BOX}
@@ -384,10 +395,17 @@ VERSIONS = f"""
 """  # noqa: S608 - names from models; values are parameters
 
 
-def tile_versions(params: dict[str, Any]) -> tuple[str, ...]:
-    """What the tile at params' z/x/y depends on (VERSIONS), as strings for a cache key."""
+def touched_communities(params: dict[str, Any]) -> dict[int, int]:
+    """The communities the tile at params' z/x/y meets, with their data versions (TOUCHED)."""
     with connection.cursor() as cursor:
-        cursor.execute(VERSIONS, params)
+        cursor.execute(TOUCHED, params)
+        return {int(i): int(v) for i, v in cursor.fetchall()}
+
+
+def tile_extras(params: dict[str, Any]) -> tuple[str, ...]:
+    """EXTRAS for the tile at params' z/x/y, as strings for a cache key."""
+    with connection.cursor() as cursor:
+        cursor.execute(EXTRAS, params)
         row = cursor.fetchone()
     return tuple("" if v is None else str(v) for v in row)
 
@@ -395,15 +413,17 @@ def tile_versions(params: dict[str, Any]) -> tuple[str, ...]:
 def tile_body(statement: str, params: dict[str, Any]) -> bytes:
     """Run one layer's statement; the MVT bytes ('' for an empty tile).
 
-    Without JIT and parallel workers, for this statement only (SET LOCAL in its own transaction):
-    the laterals of a dense tile push its estimate over jit_above_cost, and compiling costs ~20 ms
-    of a tile that runs in 10–40 ms; parallel workers for a few thousand rows cost more to start
-    than they save, and the 2-core servers this runs on answer several tiles at once.
+    JIT is off for the whole connection (DATABASES OPTIONS in ops/settings.py): the laterals of a
+    dense tile pushed its estimate over jit_above_cost, and compiling cost ~20 ms of a tile that
+    runs in 10–40 ms. Parallel workers are off for this statement only: the planner asks for a
+    Gather on the dense z14 building tiles (EXPLAIN), and for a few thousand rows starting workers
+    costs more than they save on the 2-core servers this runs on, which answer several tiles at
+    once. `SET LOCAL` goes in the same query string as the statement, one round trip: sent
+    together (Django's client-side binding uses the simple query protocol) they run as one implicit
+    transaction, which the SET LOCAL ends with; inside an atomic block, to that transaction's end.
     """
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT set_config('jit', 'off', true), set_config('max_parallel_workers_per_gather', '0', true)"
-        )
-        cursor.execute(statement, params)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL max_parallel_workers_per_gather = 0; {statement}", params)
+        cursor.nextset()
         row = cursor.fetchone()
     return bytes(row[0]) if row and row[0] is not None else b""

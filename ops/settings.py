@@ -234,6 +234,17 @@ STORAGES = {
     },
 }
 
+# Uploaded files (photos of visits and cases): the default storage keeps them here. They are never
+# served from MEDIA_URL: the photo API streams each one after checking the caller's reach.
+MEDIA_ROOT = Path(os.environ.get("WANGGE_MEDIA_ROOT") or BASE_DIR / "media")
+MEDIA_URL = "/media/"
+# Photos: a real image decoder decides (Pillow), never the file name; GPS tags are removed.
+WANGGE_PHOTOS: dict[str, Any] = {
+    "max_bytes": 8 * 1024 * 1024,
+    "max_side_px": 8000,
+    "formats": ["JPEG", "PNG", "WEBP"],
+}
+
 # Uploads above this are refused before they are parsed (imports go through files, not forms).
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("DATA_UPLOAD_MAX_MEMORY_SIZE", str(5 * 1024 * 1024)))
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE

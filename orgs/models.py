@@ -782,3 +782,4 @@ class StationContact(FieldEvent):
 # Residents' cases (民情台账) live in their own module; imported here so Django registers them.
 from orgs.cases_models import Case, CaseCategory, CaseTransition, WorkCalendarDay  # noqa: E402, F401
 from orgs.inbox_models import Notification  # noqa: E402, F401
+from orgs.photos_models import Photo  # noqa: E402, F401

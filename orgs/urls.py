@@ -1,6 +1,17 @@
 from django.urls import path
 
-from orgs.apis import cases, enterprises, events, inbox, members, org_records, organisations, rules, staff
+from orgs.apis import (
+    cases,
+    enterprises,
+    events,
+    inbox,
+    members,
+    org_records,
+    organisations,
+    photos,
+    rules,
+    staff,
+)
 
 app_name = "orgs"
 urlpatterns = [
@@ -35,6 +46,8 @@ urlpatterns = [
     path("station-contacts/", events.ContactListApi.as_view(), name="contact-list"),
     path("sync/visits/", events.VisitSyncApi.as_view(), name="visit-sync"),
     path("sync/station-contacts/", events.ContactSyncApi.as_view(), name="contact-sync"),
+    path("photos/", photos.PhotoUploadApi.as_view(), name="photo-upload"),
+    path("photos/<uuid:pk>/", photos.PhotoFileApi.as_view(), name="photo-file"),
     # Residents' cases (民情台账)
     path("cases/", cases.CaseListApi.as_view(), name="case-list"),
     path("cases/nearby/", cases.CaseNearbyApi.as_view(), name="case-nearby"),

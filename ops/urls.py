@@ -33,6 +33,7 @@ urlpatterns = [
     path("dashboard/export/", include("mapping.export_urls")),
     path("planning/", include("mapping.planning_urls")),
     path("dashboard/", include("mapping.page_urls")),
+    path("ledger/", include("orgs.ledger_urls")),
     path("tablet/", TabletView.as_view(), name="tablet"),
     path("tablet/sw.js", TabletServiceWorkerView.as_view(), name="tablet-sw"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from orgs.apis import (
+    case_sync,
     cases,
     enterprises,
     events,
@@ -46,6 +47,7 @@ urlpatterns = [
     path("station-contacts/", events.ContactListApi.as_view(), name="contact-list"),
     path("sync/visits/", events.VisitSyncApi.as_view(), name="visit-sync"),
     path("sync/station-contacts/", events.ContactSyncApi.as_view(), name="contact-sync"),
+    path("sync/cases/", case_sync.CaseSyncApi.as_view(), name="case-sync"),
     path("photos/", photos.PhotoUploadApi.as_view(), name="photo-upload"),
     path("photos/<uuid:pk>/", photos.PhotoFileApi.as_view(), name="photo-file"),
     # Residents' cases (民情台账)

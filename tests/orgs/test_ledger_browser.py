@@ -111,3 +111,32 @@ def test_a_community_admin_filters_opens_a_case_acts_and_sees_the_inbox(browser_
     assert s.external_requests() == []
     # The refused step's 409 is the only console entry the browser writes (a failed fetch).
     assert [e for e in s.console_errors if "409" not in e] == []
+
+
+def test_cases_are_a_clustered_layer_on_the_dashboard(browser_page, ledger: Ledger):
+    s = browser_page
+    ledger.raise_case()
+    ledger.raise_case(by=ledger.admin_b, cell="b1")
+    user_with(Role.STREET_ADMIN, street=ledger.space.street, username="jiedao", password=PASSWORD, staff=True)
+    s.admin_login("jiedao", PASSWORD, next_path="/dashboard/")
+    s.page.wait_for_selector('body[data-map-ready="1"]', state="attached", timeout=30_000)
+    assert (
+        s.page.evaluate("() => window.dashboard.map.getLayoutProperty('cases-point', 'visibility')") == "none"
+    )
+    assert s.page.inner_text(".ledger-link") == "民情台账"
+
+    s.page.check('input[data-layer="cases"]')
+    assert (
+        s.page.evaluate("() => window.dashboard.map.getLayoutProperty('cases-point', 'visibility')")
+        == "visible"
+    )
+    assert s.page.evaluate("() => window.dashboard.map.getSource('cases')._options.cluster") is True
+    for _ in range(100):
+        if any("/api/cases/" in u for u in s.requests):
+            break
+        s.page.wait_for_timeout(100)
+    assert any("/api/cases/" in u for u in s.requests)
+    assert "layers=" in s.page.url and "cases" in s.page.url.split("layers=")[1].split("&")[0]
+    s.screenshot("ledger-dashboard-cases.png", full_page=False)
+    assert s.external_requests() == []
+    assert s.console_errors == []

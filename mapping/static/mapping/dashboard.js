@@ -90,7 +90,7 @@ function bboxOfGeometry(geometry) {
 // State, and the query string that keeps it
 // --------------------------------------------------------------------------------------------
 
-const LAYER_GROUPS = ['grid', 'buildings', 'heat', 'checkins', 'centres', 'outlines'];
+const LAYER_GROUPS = ['grid', 'buildings', 'heat', 'checkins', 'cases', 'centres', 'outlines'];
 const GAP_KINDS = CONFIG.gap_kinds.map(([kind]) => kind);
 const GAP_LABELS = Object.fromEntries(CONFIG.gap_kinds);
 const UNIT_TYPE_BY_LENGTH = { 9: 'street', 12: 'community', 15: 'grid_cell' };
@@ -212,6 +212,8 @@ function style() {
     communities: vector('communities'),
     streets: vector('streets'),
     checkins: { type: 'geojson', data: { type: 'FeatureCollection', features: [] } },
+    // Residents' cases from /api/cases/ (a reach's list is small enough), clustered by MapLibre.
+    cases: { type: 'geojson', data: { type: 'FeatureCollection', features: [] }, cluster: true, clusterRadius: 40, clusterMaxZoom: 16 },
   };
   const layers = [{ id: 'background', type: 'background', paint: { 'background-color': '#f4f1ea' } }];
   if (CONFIG.basemap) {
@@ -255,6 +257,8 @@ function style() {
   }
   layers.push(
     { id: 'checkins', type: 'circle', source: 'checkins', paint: { 'circle-color': '#00838f', 'circle-radius': 5, 'circle-stroke-color': '#fff', 'circle-stroke-width': 1.5 } },
+    { id: 'cases-cluster', type: 'circle', source: 'cases', filter: ['has', 'point_count'], paint: { 'circle-color': '#f59e0b', 'circle-opacity': 0.8, 'circle-radius': ['step', ['get', 'point_count'], 12, 10, 16, 50, 22], 'circle-stroke-color': '#fff', 'circle-stroke-width': 1 } },
+    { id: 'cases-point', type: 'circle', source: 'cases', filter: ['!', ['has', 'point_count']], paint: { 'circle-color': ['case', ['get', 'overdue'], '#b91c1c', '#2563eb'], 'circle-radius': 5, 'circle-stroke-color': '#fff', 'circle-stroke-width': 1.5 } },
     { id: 'centres-point', type: 'circle', source: 'centres', 'source-layer': 'service_centres', paint: { 'circle-color': '#08519c', 'circle-radius': 6, 'circle-stroke-color': '#fff', 'circle-stroke-width': 2 } },
     { id: 'unit-grid', type: 'line', source: 'grid', 'source-layer': 'grid_cells', filter: ['==', ['get', 'code'], ''], paint: { 'line-color': '#ff7f00', 'line-width': 4 } },
     { id: 'unit-community', type: 'line', source: 'communities', 'source-layer': 'communities', filter: ['==', ['get', 'code'], ''], paint: { 'line-color': '#ff7f00', 'line-width': 4 } },
@@ -271,6 +275,7 @@ const MAP_LAYERS = {
   buildings: ['buildings-fill'],
   heat: ['heat'],
   checkins: ['checkins'],
+  cases: ['cases-cluster', 'cases-point'],
   centres: ['centres-reach', 'centres-point', 'centres-label'],
   outlines: ['communities-line', 'streets-line', 'communities-label', 'streets-label'],
 };
@@ -370,6 +375,18 @@ async function loadCheckins() {
     map.getSource('checkins').setData({ type: 'FeatureCollection', features: data.features });
   } catch (err) {
     status(`驻点签到加载失败：${err.message}`);
+  }
+}
+
+async function loadCases() {
+  if (!state.layers.has('cases')) return;
+  const params = { page_size: 1000 };
+  if (state.unit && state.unit.type !== 'street') params.community = state.unit.code.slice(0, 12);
+  try {
+    const data = await api('/api/cases/', params);
+    map.getSource('cases').setData({ type: 'FeatureCollection', features: data.features });
+  } catch (err) {
+    status(`民情事项加载失败：${err.message}`);
   }
 }
 
@@ -522,7 +539,7 @@ async function selectUnit(code, { fit = false } = {}) {
   renderCrumbs();
   // The first map render comes first: the panels behind the tabs (hundreds of gaps and
   // organisations at street level) load once it is drawn.
-  const panels = firstRender.then(() => (unit === state.unit ? Promise.all([loadGaps(unit), loadPeople(unit), loadVisits(unit), loadViolations(unit), loadCheckins()]) : null));
+  const panels = firstRender.then(() => (unit === state.unit ? Promise.all([loadGaps(unit), loadPeople(unit), loadVisits(unit), loadViolations(unit), loadCheckins(), loadCases()]) : null));
   await Promise.all([loadIndicators(unit), panels]);
 }
 
@@ -796,6 +813,7 @@ for (const box of $$('[data-layer]')) {
     if (box.checked) state.layers.add(box.dataset.layer); else state.layers.delete(box.dataset.layer);
     applyLayerVisibility();
     if (box.dataset.layer === 'checkins') loadCheckins();
+    if (box.dataset.layer === 'cases') loadCases();
     saveState();
   });
 }

@@ -22,6 +22,7 @@ from django.views.generic import TemplateView
 
 from grid.access import buildings_in_reach, reach_of_request
 from orgs import access
+from orgs.cases_selectors import case_category_list
 from orgs.models import StationContact, StationedCadre, Visit
 from orgs.tablet_selectors import buildings_due_for_visit, open_cases_for_tablet
 
@@ -67,6 +68,8 @@ class TabletView(LoginRequiredMixin, TemplateView):
             ],
             "too_many_buildings": too_many,
             "kinds": Visit.Kind.choices,
+            # A case raised from a visit picks its category (the street office's active list).
+            "categories": list(case_category_list(active_only=True).values("id", "name")),
             # Enterprise visits pick from the enterprises of the logging reach (the sync checks again).
             "enterprises": list(
                 access.enterprises_in_reach(logging_reach)

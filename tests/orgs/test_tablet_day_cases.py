@@ -113,3 +113,67 @@ def test_hostile_cases_are_refused_one_by_one_and_write_nothing(ledger: Ledger, 
     [result] = answer["results"]
     assert result["code"] == code and _chinese(result["message"])
     assert (Case.objects.count(), AuditEvent.objects.count()) == before
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_case_with_a_photo_raised_offline_from_a_visit_is_synced_once(browser_page, space, settings, tmp_path):
+    from playwright.sync_api import expect
+
+    from grid.models import Role
+    from tests.orgs.cases_world import categories
+    from tests.people import user_with
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    rubbish = categories()["暴露垃圾"]
+    worker = user_with(Role.GRID_WORKER, username="wg_case", password="tablet-case-2026", staff=True,
+                       grid_cell=space.a1)
+    GridWorkerFactory(community=space.a, grid_cells=[space.a1], user=worker)
+    s = browser_page
+    here = space.house_a1.point
+    s.context.grant_permissions(["geolocation"])
+    s.context.set_geolocation({"longitude": here.x, "latitude": here.y, "accuracy": 10})
+    s.admin_login("wg_case", "tablet-case-2026", next_path="/tablet/")
+    page = s.page
+
+    s.context.set_offline(True)
+    page.select_option("select[name=kind]", "building")
+    page.fill("input[name=building]", space.house_a1.code)
+    page.fill("textarea[name=summary]", "巡查发现楼道堆物")
+    page.check("input[name=raise_case]")
+    expect(page.locator("#case-fields")).to_be_visible()
+    page.click("#visit-form button[type=submit]")  # no category yet: nothing kept
+    expect(page.locator("#message")).to_have_text("上报民情事项须选择事项类别并填写问题描述。")
+    page.select_option("select[name=category]", str(rubbish.pk))
+    page.fill("textarea[name=case_description]", "三楼楼道堆放纸箱，堵塞消防通道")
+    page.set_input_files("input[name=photos]", files=[{"name": "dui.jpg", "mimeType": "image/jpeg",
+                                                         "buffer": jpeg(size=(120, 90))}])
+    page.click("#visit-form button[type=submit]")
+    expect(page.locator("#message")).to_have_text("已保存在本机，待同步（含民情事项），照片 1 张。")
+    expect(page.locator("#count")).to_have_text("2")
+    expect(page.locator("#photo-count")).to_have_text("1")
+    expect(page.locator("#case-fields")).to_be_hidden()
+    s.screenshot("tablet_case_offline.png")
+    assert Case.objects.count() == 0 and Photo.objects.count() == 0
+
+    s.context.set_offline(False)  # back online: visit, then case, then photo
+    expect(page.locator("#message")).to_contain_text("已保存 2 条", timeout=15_000)
+    expect(page.locator("#message")).to_contain_text("照片已上传 1 张")
+    expect(page.locator("#count")).to_have_text("0")
+    expect(page.locator("#photo-count")).to_have_text("0")
+    page.click("#sync")
+    expect(page.locator("#message")).to_have_text("没有待同步的记录。")
+
+    visit = Visit.objects.get()
+    case = Case.objects.get()
+    photo = Photo.objects.get()
+    assert case.source_visit == visit and case.reporter == worker and case.category == rubbish
+    assert case.description == "三楼楼道堆放纸箱，堵塞消防通道" and case.accuracy_m == 10
+    assert photo.case == case and (photo.width, photo.height) == (120, 90)
+    # The worker (in reach) sees the photo through the API; the bytes are the stored file's.
+    answer = page.evaluate("async (u) => { const r = await fetch(u); return [r.status, r.headers.get('content-type'),"
+                           " (await r.arrayBuffer()).byteLength]; }", f"/api/photos/{photo.pk}/")
+    assert answer == [200, "image/jpeg", photo.size_bytes]
+    s.screenshot("tablet_case_synced.png")
+    assert s.external_requests() == []
+    assert s.console_errors == []

@@ -16,9 +16,13 @@
   var syncButton = document.getElementById("sync");
   var contactForm = document.getElementById("contact-form");
   var checkIn = document.getElementById("check-in");
-  var KINDS = { check_in: "驻点签到", contact: "联系群众" };
+  var KINDS = { check_in: "驻点签到", contact: "联系群众", case: "民情事项" };
   Array.prototype.forEach.call(form.elements.kind.options, function (o) { KINDS[o.value] = o.text; });
-  var ENDPOINTS = { visits: "/api/sync/visits/", contacts: "/api/sync/station-contacts/" };
+  var ENDPOINTS = {
+    visits: "/api/sync/visits/", contacts: "/api/sync/station-contacts/", cases: "/api/sync/cases/"
+  };
+  // Records are sent in this order: a case names its visit, which must be on the server first.
+  var ORDER = ["visits", "contacts", "cases"];
 
   function load() {
     try {
@@ -49,9 +53,11 @@
     queue.forEach(function (entry) {
       var li = document.createElement("li");
       var item = entry.item;
-      var when = new Date(item.occurred_at).toLocaleString("zh-CN", { hour12: false });
-      li.textContent = when + " " + (KINDS[item.kind] || item.kind) + " " + (item.building || "") +
-        " " + (item.household || item.contact_name || item.label || "") + (item.position ? "（已定位）" : "（无定位）");
+      var when = new Date(item.occurred_at || item.reported_at).toLocaleString("zh-CN", { hour12: false });
+      li.textContent = entry.endpoint === "cases"
+        ? when + " 民情事项：" + item.description
+        : when + " " + (KINDS[item.kind] || item.kind) + " " + (item.building || "") +
+          " " + (item.household || item.contact_name || item.label || "") + (item.position ? "（已定位）" : "（无定位）");
       li.dataset.id = item.id;
       if (entry.error) {
         var error = document.createElement("span");
@@ -81,6 +87,109 @@
         li.appendChild(retry);
       }
       list.appendChild(li);
+    });
+    renderPhotos();
+  }
+
+  // Photos wait in IndexedDB (localStorage holds strings of a few MB at most), under this
+  // account, each with its own UUID and the UUID of its visit or case. They are uploaded once
+  // their record has left the queue (the server holds it); the photo's UUID makes a retried
+  // upload a duplicate, never a second copy.
+  var PHOTO_DB = QUEUE_KEY + ".photos";
+
+  function photoStore(mode, action) {
+    return new Promise(function (resolve, reject) {
+      if (!window.indexedDB) {
+        reject(new Error("本机浏览器不能保存照片"));
+        return;
+      }
+      var open = indexedDB.open(PHOTO_DB, 1);
+      open.onupgradeneeded = function () { open.result.createObjectStore("photos", { keyPath: "id" }); };
+      open.onerror = function () { reject(open.error); };
+      open.onsuccess = function () {
+        var db = open.result;
+        var tx = db.transaction("photos", mode);
+        var request = action(tx.objectStore("photos"));
+        tx.oncomplete = function () { db.close(); resolve(request ? request.result : undefined); };
+        tx.onerror = tx.onabort = function () { db.close(); reject(tx.error); };
+      };
+    });
+  }
+
+  function keepPhotos(files, subject) {
+    if (!files.length) {
+      return Promise.resolve();
+    }
+    return photoStore("readwrite", function (store) {
+      files.forEach(function (file) {
+        store.put({ id: uuid4(), subject: subject, blob: file, name: file.name || "photo.jpg", error: "" });
+      });
+      return null;
+    });
+  }
+
+  function allPhotos() {
+    return photoStore("readonly", function (store) { return store.getAll(); }).catch(function () { return []; });
+  }
+
+  function renderPhotos() {
+    allPhotos().then(function (photos) {
+      document.getElementById("photo-count").textContent = String(photos.length);
+      Array.prototype.forEach.call(list.querySelectorAll("li.photo"), function (li) { li.remove(); });
+      photos.filter(function (p) { return p.error; }).forEach(function (p) {
+        var li = document.createElement("li");
+        li.className = "photo";
+        li.dataset.id = p.id;
+        li.textContent = "照片 " + p.name;
+        var error = document.createElement("span");
+        error.className = "error";
+        error.textContent = "未能上传：" + p.error;
+        li.appendChild(error);
+        var remove = document.createElement("button");
+        remove.type = "button";
+        remove.textContent = "删除";
+        remove.addEventListener("click", function () {
+          photoStore("readwrite", function (store) { return store.delete(p.id); }).then(renderPhotos);
+        });
+        li.appendChild(remove);
+        list.appendChild(li);
+      });
+    });
+  }
+
+  // Upload the photos whose record the server holds (no longer queued here). Answers: the count
+  // uploaded; a refused photo stays with its Chinese reason; a network failure leaves it queued.
+  function uploadPhotos() {
+    var queued = {};
+    load().forEach(function (e) { queued[e.item.id] = true; });
+    return allPhotos().then(function (photos) {
+      var ready = photos.filter(function (p) { return !p.error && !queued[p.subject.visit || p.subject.case]; });
+      var uploaded = 0;
+      var chain = Promise.resolve();
+      ready.forEach(function (p) {
+        chain = chain.then(function () {
+          var body = new FormData();
+          body.append("id", p.id);
+          body.append(p.subject.case ? "case" : "visit", p.subject.case || p.subject.visit);
+          body.append("file", p.blob, p.name);
+          return fetch("/api/photos/", {
+            method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": CSRF }, body: body
+          }).then(function (response) {
+            return response.json().then(function (answer) {
+              if (response.ok) {
+                uploaded += 1;
+                return photoStore("readwrite", function (store) { return store.delete(p.id); });
+              }
+              if (answer.code === "csrf_failed" || answer.code === "not_authenticated") {
+                throw new Error(answer.message);
+              }
+              p.error = answer.message || "请稍后再试";
+              return photoStore("readwrite", function (store) { return store.put(p); });
+            });
+          });
+        });
+      });
+      return chain.then(function () { return uploaded; });
     });
   }
 
@@ -124,7 +233,7 @@
       save(queue);
       message.textContent = "已保存在本机，待同步。";
       if (done) {
-        done();
+        done(item);
       }
       render();
     });
@@ -141,6 +250,14 @@
   }
   form.elements.kind.addEventListener("change", showEnterprise);
   showEnterprise();
+
+  // A case raised from this visit (发现问题，上报民情事项).
+  var caseFields = document.getElementById("case-fields");
+  function showCaseFields() {
+    caseFields.hidden = !form.elements.raise_case.checked;
+  }
+  form.elements.raise_case.addEventListener("change", showCaseFields);
+  showCaseFields();
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
@@ -159,7 +276,43 @@
       item.enterprise = Number(text(data, "enterprise"));
       item.label = form.elements.enterprise.selectedOptions[0].text;
     }
-    keep("visits", item, false, function () { form.reset(); showEnterprise(); });
+    var files = Array.prototype.slice.call(form.elements.photos.files || []);
+    var raise = form.elements.raise_case.checked;
+    var caseItem = null;
+    if (raise) {
+      if (!text(data, "category") || !text(data, "case_description")) {
+        message.textContent = "上报民情事项须选择事项类别并填写问题描述。";
+        return;
+      }
+      caseItem = { category: Number(text(data, "category")), description: text(data, "case_description") };
+    }
+    keep("visits", item, false, function (visit) {
+      var subject = { visit: visit.id };
+      if (caseItem) {
+        // The case stands where the visit was logged: the same position, or the visit's building.
+        caseItem.id = uuid4();
+        caseItem.reported_at = visit.occurred_at;
+        caseItem.visit = visit.id;
+        if (visit.position) {
+          caseItem.position = visit.position;
+          caseItem.crs = visit.crs;
+          caseItem.accuracy_m = visit.accuracy_m;
+        }
+        var queue = load();
+        queue.push({ endpoint: "cases", item: caseItem });
+        save(queue);
+        subject = { "case": caseItem.id };
+      }
+      keepPhotos(files, subject).then(function () {
+        message.textContent = "已保存在本机，待同步" + (caseItem ? "（含民情事项）" : "") +
+          (files.length ? "，照片 " + files.length + " 张" : "") + "。";
+      }, function () {
+        message.textContent = "记录已保存，但本机不能保存照片。";
+      }).then(render);
+      form.reset();
+      showEnterprise();
+      showCaseFields();
+    });
   });
 
   if (checkIn) {
@@ -213,7 +366,19 @@
     // Refused records wait for the worker (delete, or retry once the cause is fixed).
     var queue = load().filter(function (e) { return !e.error; });
     if (!queue.length) {
-      message.textContent = "没有待同步的记录。";
+      // Photos whose records went up earlier may still be waiting (the network dropped).
+      allPhotos().then(function (photos) {
+        if (!photos.filter(function (p) { return !p.error; }).length) {
+          message.textContent = "没有待同步的记录。";
+          return;
+        }
+        syncButton.disabled = true;
+        uploadPhotos().then(function (n) {
+          message.textContent = "照片已上传 " + n + " 张。";
+        }, function (error) {
+          message.textContent = error instanceof TypeError ? "网络不可用，照片仍保存在本机。" : "同步失败：" + error.message;
+        }).then(function () { syncButton.disabled = false; render(); });
+      });
       return;
     }
     syncButton.disabled = true;
@@ -221,7 +386,7 @@
     var totals = { created: 0, duplicate: 0, rejected: 0 };
     var results = {};
     var chain = Promise.resolve();
-    ["visits", "contacts"].forEach(function (endpoint) {
+    ORDER.forEach(function (endpoint) {
       var entries = queue.filter(function (e) { return (e.endpoint || "visits") === endpoint; });
       if (!entries.length) {
         return;
@@ -233,10 +398,17 @@
         });
       });
     });
+    var photosUploaded = 0;
     chain
       .then(function () {
+        // The records' answers first (so photos see which records the server now holds).
+        forget(results);
+        return uploadPhotos().then(function (n) { photosUploaded = n; });
+      })
+      .then(function () {
         message.textContent = "同步完成：已保存 " + totals.created + " 条，此前已保存 " +
-          totals.duplicate + " 条，未能保存 " + totals.rejected + " 条。";
+          totals.duplicate + " 条，未能保存 " + totals.rejected + " 条" +
+          (photosUploaded ? "；照片已上传 " + photosUploaded + " 张" : "") + "。";
       })
       .catch(function (error) {
         message.textContent = error instanceof TypeError
@@ -244,22 +416,26 @@
           : "同步失败：" + error.message;
       })
       .then(function () {
-        // Whatever the server answered for stays answered, even if a later request failed:
-        // keep what it refused, with its reason; drop what it holds now.
-        save(load().filter(function (e) {
-          var r = results[e.item.id];
-          if (!r) {
-            return true;  // not sent, or saved while the request was on its way
-          }
-          if (r.status === "rejected") {
-            e.error = r.message;
-            return true;
-          }
-          return false;
-        }));
+        forget(results);
         syncButton.disabled = false;
         render();
       });
+  }
+
+  // Whatever the server answered for stays answered, even if a later request failed: keep what
+  // it refused, with its reason; drop what it holds now.
+  function forget(results) {
+    save(load().filter(function (e) {
+      var r = results[e.item.id];
+      if (!r) {
+        return true;  // not sent, or saved while the request was on its way
+      }
+      if (r.status === "rejected") {
+        e.error = r.message;
+        return true;
+      }
+      return false;
+    }));
   }
 
   // Today's work (今日工作), embedded in the page so the kept page shows it offline: the buildings

@@ -735,6 +735,10 @@ class Visit(FieldEvent):
     enterprise = models.ForeignKey(
         Enterprise, verbose_name="两新组织", on_delete=models.SET_NULL, null=True, blank=True, related_name="visits"
     )
+    # Bumped by each correction (PATCH /api/visits/{id}/ names the version it replaces, so a stale
+    # edit is refused, never applied over a newer one). A database default: the sync inserts
+    # visits with its own statement (orgs/sync.py), which does not name this column.
+    version = models.PositiveIntegerField("版本", default=1, db_default=1, editable=False)
 
     class Meta(FieldEvent.Meta):
         verbose_name = "走访记录"

@@ -12,6 +12,7 @@ from orgs.apis import (
     photos,
     rules,
     staff,
+    visit_edit,
 )
 
 app_name = "orgs"
@@ -44,6 +45,7 @@ urlpatterns = [
     path("enterprises/<int:pk>/", enterprises.EnterpriseDetailApi.as_view(), name="enterprise-detail"),
     path("rules/violations/", rules.ViolationListApi.as_view(), name="violation-list"),
     path("visits/", events.VisitListApi.as_view(), name="visit-list"),
+    path("visits/<uuid:pk>/", visit_edit.VisitDetailApi.as_view(), name="visit-detail"),
     path("station-contacts/", events.ContactListApi.as_view(), name="contact-list"),
     path("sync/visits/", events.VisitSyncApi.as_view(), name="visit-sync"),
     path("sync/station-contacts/", events.ContactSyncApi.as_view(), name="contact-sync"),

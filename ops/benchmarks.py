@@ -1,6 +1,8 @@
 """Benchmarks on the district-scale data set: each measured against its limit in the same run.
 
 Run with `ops/bench` (its own database, wangge_bench). Prints a Markdown table for BENCHMARKS.md.
+The standalone modules (ops/bench_tiles.py, ops/bench_page.py, ops/bench_plans.py,
+ops/bench_rebalance.py) run as subprocesses on the same database; their rows join the table.
 Every row pairs what the system does with the floor it cannot beat (raw COPY, a hand-written SQL
 statement doing the same spatial work), so the ratio, not the seconds, is what to watch.
 """
@@ -477,7 +479,447 @@ def bench_geojson(repeats: int = 200) -> None:
         p["old_direct"][0], f"{floor}, p50", p["direct"][0], unit="ms")
 
 
-BENCHES = ["make_demo", "points", "reassign", "redraw", "import", "sync", "geojson"]
+# --------------------------------------------------------------------------------------------
+# Coverage gaps (issue 9)
+# --------------------------------------------------------------------------------------------
+
+
+def _staged_only(community_ids: list[int] | None) -> None:
+    """The recompute's kind statements alone (lock, stage tables, one INSERT … SELECT per kind),
+    rolled back: the same staged answer with no per-building status refresh and no merge into the
+    gap history. The floor a recompute cannot beat while it computes every kind in SQL."""
+    from mapping import services as gap_services
+    from mapping import sql as gap_sql
+
+    with transaction.atomic():
+        ids, at = gap_sql.lock_communities(community_ids)
+        gap_sql.stage_create(ids)
+        params = gap_services._parameters(community_ids=ids, at=at)  # noqa: SLF001 - the same values
+        for stage in gap_sql.STAGES:
+            stage(params)
+        transaction.set_rollback(True)
+
+
+def bench_gaps(tries: int = 20) -> None:
+    """Full recompute at district scale (the nightly run), beside its kind statements alone; one
+    community after one change; and a visit synced through the API to its building_unvisited gap
+    resolved by the real Celery worker (the debounced listener of grid.changes)."""
+    from mapping import services as gap_services
+
+    t_first, counts = timed(lambda: gap_services.gaps_recompute(community_ids=None))
+    opened = counts["opened"]  # type: ignore[index]
+    t_full = best_of(2, lambda: gap_services.gaps_recompute(community_ids=None))
+    t_stage = best_of(2, lambda: _staged_only(None))
+    n_open = scalar("SELECT count(*) FROM mapping_gap WHERE resolved_at IS NULL")
+    n_comm = scalar("SELECT count(*) FROM grid_community")
+    row(f"gaps: first full recompute of all {n_comm} communities after the build (opens {opened} gaps)", t_first,
+        "the kind statements alone (stage, no status refresh, no merge)", t_stage)
+    row(f"gaps: full recompute, district ({n_open} open gaps kept, the nightly run); goal < 10 s, ≤ 1.2× floor",
+        t_full, "the kind statements alone (stage, no status refresh, no merge)", t_stage)
+
+    # One change in one community (a building's households), then that community recomputed.
+    community_id, building_id = Building.objects.filter(kind="residential", households__gt=0).order_by(
+        "code").values_list("community_id", "id")[0]
+    n_b = Building.objects.filter(community_id=community_id).count()
+
+    def one_change() -> float:
+        with transaction.atomic():
+            Building.objects.filter(id=building_id).update(households=0)
+            seconds, _ = timed(lambda: gap_services.gaps_recompute(community_ids=[community_id]))
+            transaction.set_rollback(True)
+        return seconds
+
+    t_one = min(one_change() for _ in range(3))
+    t_one_stage = best_of(3, lambda: _staged_only([community_id]))
+    row(f"gaps: incremental recompute of one community ({n_b} buildings) after one change; goal < 1/50 of full "
+        f"({t_full / 50 * 1000:.0f} ms)", t_one, "its kind statements alone", t_one_stage, unit="ms")
+    _bench_gaps_celery(tries)
+
+
+def _bench_gaps_celery(tries: int) -> None:
+    import uuid
+
+    import redis
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+    from rest_framework.test import APIClient
+
+    from mapping.models import Gap
+    from mapping.tasks import DEBOUNCE_SECONDS
+
+    # The bench's own Redis database: nothing queued by the build (make_demo's writes) may sit in
+    # front of the tries, nor a stale debounce key mute one.
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    worker = subprocess.Popen(  # noqa: S603 - fixed argv
+        [str(Path(sys.executable).with_name("celery")), "-A", "ops", "worker", "--concurrency", "1",
+         "--loglevel", "warning", "--without-heartbeat", "--without-mingle", "--without-gossip"],
+        cwd=ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL,
+    )
+    try:
+        from ops.celery import app
+
+        deadline = time.monotonic() + 90
+        while not app.control.inspect(timeout=1).ping():
+            if worker.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the Celery worker did not start")
+        user, _ = get_user_model().objects.get_or_create(
+            username="bench_sync", defaults={"is_superuser": True, "is_staff": True}
+        )
+        client = APIClient()
+        client.force_authenticate(user)
+        # One unvisited building per community, in different communities: each try its own
+        # debounce window, none waiting on another's recompute.
+        gaps = list(
+            Gap.objects.filter(kind=Gap.Kind.BUILDING_UNVISITED, resolved_at__isnull=True)
+            .order_by("community_id", "subject_code").distinct("community_id")
+            .values_list("id", "subject_id", "subject_code", "community_id")[:tries]
+        )
+        points = dict(Building.objects.filter(id__in=[g[1] for g in gaps]).values_list("id", "point"))
+        delays: list[float] = []
+        recompute: list[float] = []
+        for gap_id, building_id, code, _community in gaps:
+            p = points[building_id]
+            item = {"id": str(uuid.uuid4()), "occurred_at": timezone.localtime().replace(microsecond=0).isoformat(),
+                    "kind": "household", "building": code, "household": "1-101",
+                    "position": {"type": "Point", "coordinates": [p.x, p.y]}, "accuracy_m": 10,
+                    "summary": "入户走访，了解家庭情况"}
+            started = time.perf_counter()
+            response = client.post("/api/sync/visits/", {"items": [item]}, format="json")
+            if response.status_code != 200 or response.json().get("created") != 1:
+                raise SystemExit(f"sync failed: {response.status_code} {response.content[:300]!r}")
+            synced = time.perf_counter()
+            limit = time.monotonic() + 60
+            while Gap.objects.filter(id=gap_id, resolved_at__isnull=True).exists():
+                if time.monotonic() > limit:
+                    raise SystemExit(f"gap {gap_id} not resolved within 60 s")
+                time.sleep(0.02)
+            done = time.perf_counter()
+            delays.append(done - started)
+            recompute.append(done - synced - DEBOUNCE_SECONDS)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    n = len(delays)
+    for q, name in ((0.5, "p50"), (0.95, "p95")):
+        rows.append((
+            f"gaps: a visit synced through the API (one item) to its `building_unvisited` gap resolved by the "
+            f"Celery worker, end to end, {name} of {n} tries in {n} communities",
+            f"{percentile(delays, q):.2f} s",
+            f"the listener's debounce alone: {DEBOUNCE_SECONDS:.2f} s (after the sync returned and the debounce: "
+            f"queue, worker, one-community recompute, 20 ms poll, {name} {percentile(recompute, q):.2f} s)",
+            f"{percentile(delays, q) / DEBOUNCE_SECONDS:.2f}× the debounce",
+        ))
+
+
+# --------------------------------------------------------------------------------------------
+# Indicators
+# --------------------------------------------------------------------------------------------
+
+
+def bench_indicators(repeats: int = 10) -> None:
+    """The live indicators of one street (one statement, as the dashboard asks) and the daily
+    snapshot of every street, community and grid cell (one INSERT … SELECT … ON CONFLICT), each
+    beside a floor: the bare counts of the rows the indicators read."""
+    from django.utils import timezone
+
+    from grid.models import Community, Street
+    from mapping import indicators, indicators_sql
+
+    street = Street.objects.order_by("code").first()
+    ids = tuple(Community.objects.filter(street=street).order_by("id").values_list("id", flat=True))
+    unit = indicators.IndicatorUnit("street", street.id, street.code, street.name, ids)  # type: ignore[union-attr]
+    live = [timed(lambda: indicators.indicators_compute(unit=unit))[0] for _ in range(repeats)]
+    floor_sql = (
+        "SELECT (SELECT count(*) FROM grid_building WHERE community_id = ANY(%(ids)s)), "
+        "(SELECT count(*) FROM orgs_visit WHERE community_id = ANY(%(ids)s) AND occurred_at >= now() - interval '60 days'), "
+        "(SELECT count(*) FROM mapping_gap WHERE community_id = ANY(%(ids)s) AND resolved_at IS NULL), "
+        "(SELECT count(*) FROM grid_gridcell WHERE community_id = ANY(%(ids)s))"
+    )
+
+    def counts(community_ids: list[int]) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(floor_sql, {"ids": community_ids})
+            cursor.fetchall()
+
+    t_floor = best_of(repeats, lambda: counts(list(ids)))
+    row(f"indicators: live figures of one street ({len(ids)} communities, one statement), p50 of {repeats}",
+        percentile(live, 0.5), "counting the buildings, visits in window, open gaps and cells they read", t_floor,
+        unit="ms")
+    all_ids = list(Community.objects.values_list("id", flat=True))
+
+    def snapshot() -> dict[str, int]:
+        with transaction.atomic():
+            result = indicators.indicator_snapshots_take(day=timezone.localdate())
+            transaction.set_rollback(True)
+        return result
+
+    t_snap, result = timed(snapshot)
+    t_select = best_of(1, lambda: indicators_sql.indicator_rows(indicators._parameters(  # noqa: SLF001
+        community_ids=all_ids, day=timezone.localdate(), at=timezone.now())))
+    row(f"indicators: daily snapshot of all {result['units']} units (streets, communities, grid cells), "  # type: ignore[index]
+        "written", t_snap, "the same figures computed, nothing written", t_select)
+
+
+# --------------------------------------------------------------------------------------------
+# The residents' cases ledger (issue 12)
+# --------------------------------------------------------------------------------------------
+
+
+def bench_ledger(repeats: int = 100) -> None:
+    """A street admin's case list through the API (first page, newest first), the duplicate
+    lookup a new case makes, and the escalation sweep (and the inbox's reminder sweep when the
+    code has one), each beside a hand-written floor."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.test import APIClient
+
+    from grid.access import reach_for_user
+    from grid.models import Role, RoleAssignment
+    from orgs import cases_selectors
+    from orgs.cases_models import Case, CaseCategory
+
+    n_cases = Case.objects.count()
+    if not n_cases:
+        rows.append(("ledger: no cases in the data set", "–", "–", "–"))
+        return
+    street_id = Case.objects.values("community__street_id").order_by("community__street_id").first()[
+        "community__street_id"]  # type: ignore[index]
+    # A user of its own: one street, as a street administrator holds.
+    user, _ = get_user_model().objects.get_or_create(username="bench_ledger_admin")
+    RoleAssignment.objects.get_or_create(user=user, role=Role.STREET_ADMIN, street_id=street_id)
+    client = APIClient()
+    client.force_authenticate(user)
+    in_street = Case.objects.filter(community__street_id=street_id).count()
+
+    def get() -> None:
+        response = client.get("/api/cases/")
+        if response.status_code != 200:
+            raise SystemExit(f"case list failed: {response.status_code} {response.content[:300]!r}")
+
+    def floor() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT c.*, ST_AsGeoJSON(c.place) FROM orgs_case c JOIN grid_community m ON m.id = c.community_id "
+                "WHERE m.street_id = %s ORDER BY c.reported_at DESC, c.id DESC LIMIT 100", [street_id])
+            cursor.fetchall()
+            cursor.execute("SELECT count(*) FROM orgs_case c JOIN grid_community m ON m.id = c.community_id "
+                           "WHERE m.street_id = %s", [street_id])
+            cursor.fetchall()
+
+    for _ in range(10):
+        get()
+        floor()
+    t_list, t_floor = [], []
+    for _ in range(repeats):
+        t_list.append(timed(get)[0])
+        t_floor.append(timed(floor)[0])
+    row(f"ledger: street admin's case list (`GET /api/cases/`, first page, {in_street} cases in the street, "
+        f"{n_cases} in the district), p95 of {repeats}; goal < 50 ms", percentile(t_list, 0.95),
+        "hand-written page (100 rows with GeoJSON + count, same order), p95", percentile(t_floor, 0.95), unit="ms")
+
+    # The duplicate lookup of a new case: open cases of its category near its point.
+    reach = reach_for_user(user)
+    sample = list(Case.objects.filter(community__street_id=street_id).order_by("id")
+                  .values_list("category_id", "place")[:200])
+    categories = CaseCategory.objects.in_bulk({c for c, _ in sample})
+
+    def lookups() -> None:
+        for category_id, place in sample:
+            cases_selectors.cases_nearby(reach=reach, lon=place.x, lat=place.y, category=categories[category_id])
+
+    def floor_lookups() -> None:
+        with connection.cursor() as cursor:
+            for category_id, place in sample:
+                cursor.execute(
+                    "SELECT id FROM orgs_case WHERE category_id = %s AND state = ANY(%s) "
+                    "AND ST_DWithin(place::geography, ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography, %s) LIMIT 10",
+                    [category_id, list(cases_selectors.OPEN), place.x, place.y,
+                     categories[category_id].duplicate_radius_m])
+                cursor.fetchall()
+
+    t_dup = best_of(2, lookups) / len(sample)
+    t_dup_floor = best_of(2, floor_lookups) / len(sample)
+    row(f"ledger: duplicate lookup per new case (`cases_nearby`: reach, category, radius; {len(sample)} points)",
+        t_dup, "ST_DWithin on geography over the category's open cases, no reach", t_dup_floor, unit="ms")
+
+    _ledger_sweeps()
+
+
+def _ledger_sweeps() -> None:
+    from django.utils import timezone
+
+    from orgs import cases_selectors
+    from orgs.cases_models import Case
+    from orgs.services import cases as case_services
+
+    now = timezone.now()
+    overdue = Case.objects.filter(state__in=cases_selectors.OPEN, deadline__lt=now).count()
+
+    def sweep() -> dict[str, int]:
+        with transaction.atomic():
+            result = case_services.cases_escalate_overdue(now=now)
+            transaction.set_rollback(True)
+        return result
+
+    t_sweep, swept = timed(sweep)
+    t_sweep_floor = best_of(1, lambda: scalar(
+        "SELECT count(*) FROM (SELECT id FROM orgs_case WHERE state = ANY(%s) AND deadline < %s FOR UPDATE) s",
+        [list(cases_selectors.OPEN), now]))
+    claimed, escalated = swept["claimed"], swept["escalated"]  # type: ignore[index]
+    row(f"ledger: escalation sweep over the district ({overdue} open cases past their step's deadline; "
+        f"{claimed} claimed, {escalated} escalated; rolled back)", t_sweep,
+        "locking the same overdue rows (one SELECT … FOR UPDATE)", t_sweep_floor)
+    try:
+        from orgs.services import inbox
+    except ImportError:
+        rows.append(("ledger: reminder sweep: no reminder service in this tree", "–", "–", "–"))
+        return
+
+    def reminders() -> dict[str, int]:
+        with transaction.atomic():
+            result = inbox.reminders_cases_due(now=now)
+            transaction.set_rollback(True)
+        return result
+
+    t_rem, sent = timed(reminders)
+    n_sent = sum(sent.values())  # type: ignore[attr-defined]
+    row(f"ledger: case reminder sweep (`reminders_cases_due`, {n_sent} notifications; rolled back)",
+        t_rem, "locking the same overdue rows (one SELECT … FOR UPDATE)", t_sweep_floor)
+
+
+# --------------------------------------------------------------------------------------------
+# Offline map export (issue 10)
+# --------------------------------------------------------------------------------------------
+
+
+def bench_offline_map() -> None:
+    """The offline map (网格作战图) of one community through its export URL, as a street admin
+    downloads it: size and time, beside the community's buildings as bare GeoJSON from one
+    statement (what the data alone weighs and costs)."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from grid.models import Community, Role, RoleAssignment
+
+    community = Community.objects.annotate(n=django.db.models.Count("buildings")).order_by("-n", "code")[
+        Community.objects.count() // 2]
+    user, _ = get_user_model().objects.get_or_create(username="bench_street_admin")
+    RoleAssignment.objects.get_or_create(user=user, role=Role.STREET_ADMIN, street_id=community.street_id)
+    client = Client()
+    client.force_login(user)
+    url = f"/dashboard/export/offline-map.html?unit={community.code}"
+
+    def download() -> bytes:
+        response = client.get(url)
+        if response.status_code != 200:
+            raise SystemExit(f"offline map failed: {response.status_code} {response.content[:300]!r}")
+        return b"".join(response.streaming_content) if response.streaming else response.content  # type: ignore[attr-defined]
+
+    download()
+    times, size = [], 0
+    for _ in range(3):
+        seconds, body = timed(download)
+        times.append(seconds)
+        size = len(body)  # type: ignore[arg-type]
+    floor_sql = (
+        "SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(json_build_object("
+        "'type', 'Feature', 'geometry', ST_AsGeoJSON(geom, 7)::json, 'properties', json_build_object("
+        "'code', code, 'name', name, 'households', households))), '[]'))::text FROM grid_building WHERE community_id = %s"
+    )
+    t_floor = best_of(3, lambda: scalar(floor_sql, [community.id]))
+    floor_size = len(scalar(floor_sql, [community.id]).encode())
+    row(f"offline map export of one community ({community.n} buildings; `offline-map.html`): "  # type: ignore[attr-defined]
+        f"{size / 1e6:.2f} MB", min(times), f"its buildings as bare GeoJSON, one statement ({floor_size / 1e6:.2f} MB)",
+        t_floor)
+
+
+# --------------------------------------------------------------------------------------------
+# The standalone benchmark modules, run on the same database
+# --------------------------------------------------------------------------------------------
+
+extra: list[str] = []
+
+
+def _module(module: str, args: list[str], *, timeout: int) -> str | None:
+    """Run one of ops/bench_*.py on this run's database (DATABASE_URL, REDIS_URL as set by
+    ops/bench); its stdout, or None with a row saying it failed."""
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed argv
+            [sys.executable, "-m", module, *args], cwd=ROOT, env=dict(os.environ), capture_output=True,
+            text=True, timeout=timeout, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        rows.append((f"`python -m {module}`: stopped after {timeout} s", "–", "–", "–"))
+        return None
+    if done.returncode != 0:
+        tail = " ".join(done.stderr.strip().splitlines()[-3:])[-300:].replace("|", "/")
+        rows.append((f"`python -m {module}` failed (exit {done.returncode}): {tail}", "–", "–", "–"))
+        return None
+    print(f"{module}: {time.perf_counter() - started:.0f} s", file=sys.stderr)  # noqa: T201 - progress
+    return done.stdout
+
+
+def _table_rows(text: str) -> list[list[str]]:
+    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines()
+            if line.startswith("|") and not line.startswith("|---")]
+
+
+def bench_tiles_module(repeats: int) -> None:
+    tipg = Path("/work/tipg-venv/bin/python")
+    args = ["--repeats", str(repeats), "--layers", "buildings,grid_cells", "--http"]
+    if tipg.exists():
+        args += ["--tipg-python", str(tipg)]
+    out = _module("ops.bench_tiles", args, timeout=1800)
+    if out is None:
+        return
+    for r in _table_rows(out)[1:]:
+        rows.append(("tiles: " + r[0], *r[1:4]))  # type: ignore[arg-type]
+    if not tipg.exists():
+        rows.append(("tiles: tipg not measured (/work/tipg-venv absent)", "–", "–", "–"))
+
+
+def bench_plans_module() -> None:
+    out = _module("ops.bench_plans", ["--repeat", "20"], timeout=900)
+    if out is None:
+        return
+    goals = {"live checks (plan_checks)": 0.2, "edit + checks (reshape, neighbour yields)": 0.2,
+             "undo + checks": 0.2, "live checks, draft with an overlap": 0.2}
+    scene = next((line for line in out.splitlines() if line.startswith("community:")), "")
+    for name, n, p50, p95, worst in _table_rows(out)[1:]:
+        goal = goals.get(name)
+        rows.append((f"planning ({scene.removeprefix('community: ')}): {name}, n = {n}, p50 {p50} ms, max {worst} ms",
+                     f"{float(p95):.2f} ms p95", f"goal: {goal * 1000:.0f} ms" if goal else "– (no goal set)",
+                     f"{float(p95) / 1000 / goal:.2f}× the goal" if goal else "–"))
+
+
+def bench_rebalance_module(spopt_limit: int) -> None:
+    spopt = Path("/work/spopt-venv/bin/python")
+    args = ["--spopt-limit", str(spopt_limit)]
+    if spopt.exists():
+        args += ["--spopt-python", str(spopt)]
+    out = _module("ops.bench_rebalance", args, timeout=2400)
+    if out is None:
+        return
+    extra.append("Suggested rebalance (`python -m ops.bench_rebalance " + " ".join(args) + "`, same run):\n\n"
+                 + out.strip() + ("" if spopt.exists() else "\n\nspopt not measured: /work/spopt-venv absent."))
+    for r in _table_rows(out)[1:]:
+        group, method, n, times = r[:4]
+        if method != "ours":
+            continue
+        p95 = float(times.split("/")[1].strip())
+        rows.append((f"rebalance, {group}: ours, n = {n}, time p95 (p50 / p95 / max {times}); cells in range {r[4]}, "
+                     f"kept {r[6]}", f"{p95:.0f} ms", "goal: 2000 ms per community", f"{p95 / 2000:.2f}× the goal"))
+
+
+def bench_page_module(loads: int) -> None:
+    out = _module("ops.bench_page", ["--loads", str(loads)], timeout=900)
+    if out is not None:
+        rows.extend(tuple(r[:4]) for r in _table_rows(out)[1:])  # type: ignore[misc]
+
+
+BENCHES = ["make_demo", "points", "reassign", "redraw", "import", "sync", "geojson", "gaps", "indicators",
+           "ledger", "tiles", "page", "offline", "plans", "rebalance"]
 
 
 def main() -> None:
@@ -488,22 +930,37 @@ def main() -> None:
     parser.add_argument("--only", choices=BENCHES, action="append",
                         help="run only these benchmarks (repeatable); with --skip-build, no rebuild")
     parser.add_argument("--repeats", type=int, default=200, help="repeats of the geojson read")
+    parser.add_argument("--tries", type=int, default=20, help="tries of the visit → gap resolved path")
+    parser.add_argument("--tile-repeats", type=int, default=3, help="repeats of the tile list")
+    parser.add_argument("--loads", type=int, default=5, help="cold loads of the dashboard page")
+    parser.add_argument("--spopt-limit", type=int, default=40, help="communities given to spopt max-p")
     args = parser.parse_args()
     chosen = set(args.only or BENCHES)
     if not args.skip_build and "make_demo" in chosen:
         bench_make_demo(args.scale)
-    if "points" in chosen:
-        bench_point_lookup(args.points)
-    if "reassign" in chosen:
-        bench_reassign()
-    if "redraw" in chosen:
-        bench_redraw()
-    if "import" in chosen:
-        bench_import()
-    if "sync" in chosen:
-        bench_sync()
-    if "geojson" in chosen:
-        bench_geojson(args.repeats)
+    # In this order: the gaps before the rest of the new rows (the build computes none, and the
+    # tiles' gaps layer, the indicators and the page read them).
+    runs: dict[str, Callable[[], None]] = {
+        "points": lambda: bench_point_lookup(args.points),
+        "reassign": bench_reassign,
+        "redraw": bench_redraw,
+        "import": bench_import,
+        "sync": bench_sync,
+        "geojson": lambda: bench_geojson(args.repeats),
+        "gaps": lambda: bench_gaps(args.tries),
+        "indicators": bench_indicators,
+        "ledger": bench_ledger,
+        "tiles": lambda: bench_tiles_module(args.tile_repeats),
+        "page": lambda: bench_page_module(args.loads),
+        "offline": bench_offline_map,
+        "plans": bench_plans_module,
+        "rebalance": lambda: bench_rebalance_module(args.spopt_limit),
+    }
+    for name, run in runs.items():
+        if name in chosen:
+            started = time.perf_counter()
+            run()
+            print(f"{name}: {time.perf_counter() - started:.0f} s", file=sys.stderr)  # noqa: T201 - progress
     command = "ops/bench " + " ".join(sys.argv[1:]) if sys.argv[1:] else f"ops/bench --scale {args.scale}"
     print(f"Machine: {os.cpu_count()} cores, {platform.python_version()}, "
           f"{scalar('SELECT postgis_lib_version()')} PostGIS; command: `{command}`\n")
@@ -511,6 +968,8 @@ def main() -> None:
     print("|---|---|---|---|")
     for r in rows:
         print("| " + " | ".join(r) + " |")
+    for block in extra:
+        print("\n" + block)
 
 
 if __name__ == "__main__":

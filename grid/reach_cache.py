@@ -25,6 +25,7 @@ from django.core.cache import cache
 from django.db import transaction
 from redis.exceptions import RedisError
 
+from grid import fastcache
 from grid.access import Reach, reach_for_user
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def cached_reach(user: Any) -> tuple[Reach, str | None]:
     if user is None or not getattr(user, "is_authenticated", False) or user.pk is None:
         return reach_for_user(user), None
     try:
-        found = cache.get_many([ROLES_EPOCH_KEY, _reach_key(user.pk)])
+        found = fastcache.get_many([ROLES_EPOCH_KEY, _reach_key(user.pk)])
         epoch = roles_epoch(known=found.get(ROLES_EPOCH_KEY))
     except RedisError:
         logger.exception("权限范围缓存不可用，从数据库读取")
@@ -79,7 +80,7 @@ def cached_reach(user: Any) -> tuple[Reach, str | None]:
         return entry[1], epoch
     reach = reach_for_user(user)
     try:
-        cache.set(_reach_key(user.pk), (epoch, reach), timeout=REACH_TTL)
+        fastcache.set(_reach_key(user.pk), (epoch, reach), timeout=REACH_TTL)
     except RedisError:
         logger.exception("权限范围缓存不可用，未缓存")
     return reach, epoch

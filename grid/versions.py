@@ -32,6 +32,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from redis.exceptions import RedisError
 
+from grid import fastcache
 from grid.models import Community
 
 logger = logging.getLogger(__name__)
@@ -64,14 +65,12 @@ def version_key(community_id: int) -> str:
 def _raise(versions: Mapping[int, int]) -> None:
     if not versions:
         return
-    try:
-        # Django's RedisCache has no compare-and-set; its client (a private attribute, present
-        # since Django 4.0) runs the script, with the keys made as cache.get_many makes them.
-        client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
-    except AttributeError:
-        # Not Redis (a test's local-memory cache): there is no other writer to race with.
+    client = fastcache.client()
+    if client is None:
+        # Not Redis (a local-memory cache): no compare-and-set, and no other process to race with.
         cache.set_many({version_key(c): v for c, v in versions.items()}, timeout=VERSION_TTL)
         return
+    # Keys made as Django's cache makes them; the numbers stored as its serializer stores ints.
     keys = [cache.make_key(version_key(c)) for c in versions]
     client.eval(_RAISE, len(keys), *keys, VERSION_TTL, *versions.values())
 
@@ -118,7 +117,7 @@ def community_versions(community_ids: Iterable[int]) -> dict[int, int]:
     if not ids:
         return {}
     try:
-        cached = cache.get_many([version_key(c) for c in ids])
+        cached = fastcache.get_many([version_key(c) for c in ids])
     except RedisError:
         logger.exception("数据版本缓存不可用，从数据库读取")
         cached = {}

@@ -30,7 +30,6 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import NoReverseMatch, path, re_path, reverse
 from django.utils import timezone
@@ -46,7 +45,7 @@ from rest_framework.request import Request
 
 from edge.api import UNAUTHENTICATED_RESPONSE, ReachAPIView, parse_query
 from edge.errors import DomainError
-from grid import reach_cache
+from grid import fastcache, reach_cache
 from grid import versions as community_versions
 from grid.access import Reach
 from mapping import tiles
@@ -144,7 +143,7 @@ def _remember_caller(request: Request, reach: Reach, epoch: str | None) -> None:
     else:
         return
     try:
-        cache.set(_caller_key(credential), (request.user.pk, epoch, reach), timeout=CALLER_SECONDS)
+        fastcache.set(_caller_key(credential), (request.user.pk, epoch, reach), timeout=CALLER_SECONDS)
     except RedisError:
         logger.exception("瓦片缓存不可用，未记住调用者")
 
@@ -179,7 +178,7 @@ def answer_from_cache(request: HttpRequest, path: re.Pattern[str]) -> HttpRespon
         return None
     caller_key = _caller_key(credential)
     try:
-        found = cache.get_many(
+        found = fastcache.get_many(
             [
                 caller_key,
                 reach_cache.ROLES_EPOCH_KEY,

@@ -42,11 +42,11 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 from redis.exceptions import RedisError
 
 from edge.errors import DomainError
+from grid import fastcache
 from grid import versions as community_versions
 from grid.access import Reach
 from mapping import tiles_sql
@@ -55,7 +55,7 @@ logger = logging.getLogger(__name__)
 
 MAX_ZOOM = 20
 # Bump when a layer's properties or geometry change: every tile cached before is then never read.
-TILE_FORMAT = 1
+TILE_FORMAT = 2
 # Keys of old versions are never read again; the TTL only returns their memory.
 CACHE_SECONDS = 24 * 3600
 # The set of communities a tile meets, kept under the outlines epoch (grid.versions). The TTL bounds
@@ -256,6 +256,8 @@ def tile_parameters(
     tile_m = WORLD_M / 2**z
     north, south = (_tile_lat(address.y + d, z) for d in (0, 1))
     y_north = WORLD_M / 2 - address.y * tile_m
+    x_west = -WORLD_M / 2 + address.x * tile_m
+    units = tiles_sql.EXTENT / tile_m
     ky = tile_m / (north - south)
     lat0 = math.radians((north + south) / 2)
     span = math.radians(north - south) * (1 + 2 * tiles_sql.BUFFER / tiles_sql.EXTENT)
@@ -273,6 +275,14 @@ def tile_parameters(
         "kx": radius * math.radians(1),
         "ky": ky,
         "y0": y_north - ky * north,
+        # Straight to tile units (tiles_sql._mvt_footprint): x from the tile's west edge, y down
+        # from its north edge, EXTENT units a tile; from metres (tile_s) or from degrees.
+        "tile_s": units,
+        "tile_x0": -x_west * units,
+        "tile_y0": y_north * units,
+        "tile_a": radius * math.radians(1) * units,
+        "tile_e": -ky * units,
+        "tile_yd": ky * north * units,
         "everything": reach.everything,
         "streets": sorted(reach.street_ids),
         "communities": sorted(reach.community_ids),
@@ -336,7 +346,7 @@ def _versions(address: TileAddress, params: dict[str, Any]) -> dict[int, int]:
     stored under the epoch that change replaces, and never used."""
     key = touched_key(address)
     try:
-        found = cache.get_many([community_versions.OUTLINES_KEY, key])
+        found = fastcache.get_many([community_versions.OUTLINES_KEY, key])
         epoch = community_versions.outlines_epoch(known=found.get(community_versions.OUTLINES_KEY))
     except RedisError:
         logger.exception("瓦片缓存不可用，直接读取社区版本")
@@ -352,7 +362,7 @@ def _versions(address: TileAddress, params: dict[str, Any]) -> dict[int, int]:
 
 def _cache_get(key: str) -> Any:
     try:
-        return cache.get(key)
+        return fastcache.get(key)
     except RedisError:
         logger.exception("瓦片缓存不可用，直接生成瓦片")
         return None
@@ -360,7 +370,7 @@ def _cache_get(key: str) -> Any:
 
 def _cache_set(key: str, value: Any, *, timeout: int = CACHE_SECONDS) -> None:
     try:
-        cache.set(key, value, timeout=timeout)
+        fastcache.set(key, value, timeout=timeout)
     except RedisError:
         logger.exception("瓦片缓存不可用，瓦片未缓存")
 
@@ -417,11 +427,11 @@ def cached_only(*, reach: Reach, address: TileAddress, found: Mapping[str, Any],
     if ids is None:
         return None
     keys = {community_versions.version_key(c): c for c in ids}
-    copies = cache.get_many(list(keys)) if keys else {}
+    copies = fastcache.get_many(list(keys))
     if len(copies) != len(keys) or not all(isinstance(v, int) for v in copies.values()):
         return None
     versions = {keys[k]: v for k, v in copies.items()}
-    hit = cache.get(_cache_key(address=address, reach=reach, today=today, versions=versions))
+    hit = fastcache.get(_cache_key(address=address, reach=reach, today=today, versions=versions))
     if hit is None:
         return None
     digest, gzipped = hit

@@ -207,6 +207,38 @@ def test_the_affine_mercator_places_features_within_one_unit_of_st_transform(wor
         assert abs(a.first_point[0] - e.first_point[0]) <= 1 and abs(a.first_point[1] - e.first_point[1]) <= 1
 
 
+@pytest.mark.parametrize("z", [14, 17, 20])
+@pytest.mark.parametrize("exact", [False, True])
+def test_footprints_inside_the_tile_skip_the_clipping_and_come_out_as_st_asmvtgeom_makes_them(
+    world: World, z: int, exact: bool
+):
+    """tiles_sql._mvt_footprint computes a footprint lying inside the tile without ST_AsMVTGeom:
+    the same vertices, in the same winding (the MVT spec's), only the ring may start elsewhere;
+    footprints crossing the tile's edge (z20: a footprint spans tiles) still go through it."""
+    address = address_of("buildings", tile_of(*centre_of(world.h_members), z))
+    params = tiles.tile_parameters(reach=Reach(everything=True), address=address, today=timezone.localdate())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT b.id, b.geom @ {tiles_sql.INSIDE},
+                   ST_Equals(m, f) AND ST_NPoints(m) = ST_NPoints(f) AND ST_IsPolygonCCW(m) = ST_IsPolygonCCW(f)
+            FROM grid_building b
+            CROSS JOIN LATERAL (
+                SELECT ST_SetSRID({tiles_sql._mvt_geom("b.geom")}, 0) AS m,
+                       ST_SetSRID({tiles_sql._mvt_footprint("b")}, 0) AS f
+            ) g
+            WHERE b.geom && {tiles_sql.BOX} AND m IS NOT NULL
+            """,  # noqa: S608 - expressions from tiles_sql; values are parameters
+            params | {"exact": exact},
+        )
+        rows = cursor.fetchall()
+    assert rows and all(same for _, _, same in rows), rows
+    if z == 20:
+        assert any(not inside for _, inside, _ in rows)  # the edge case is exercised
+    else:
+        assert any(inside for _, inside, _ in rows)
+
+
 def test_low_zooms_and_high_latitudes_use_the_exact_transform(world: World):
     today = timezone.localdate()
     world_tile = tiles.tile_address(layer="streets", z=3, x=6, y=3)

@@ -61,6 +61,5 @@ urlpatterns = [
     path("cases/<int:pk>/transitions/", cases.CaseTransitionsApi.as_view(), name="case-transitions"),
     # The signed-in user's inbox (站内消息)
     path("inbox/", inbox.InboxListApi.as_view(), name="inbox-list"),
-    path("inbox/unread-count/", inbox.InboxUnreadCountApi.as_view(), name="inbox-unread-count"),
     path("inbox/read/", inbox.InboxMarkReadApi.as_view(), name="inbox-read"),
 ]

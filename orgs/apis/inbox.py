@@ -1,7 +1,8 @@
 """API of the inbox (站内消息) under /api/inbox/, always the signed-in user's own messages.
 
-- GET  /api/inbox/              {count, unread, next, previous, results}; ?unread=true|false
-- GET  /api/inbox/unread-count/ {unread}: what every page's header shows
+- GET  /api/inbox/              {count, unread, next, previous, results}; ?unread=true|false;
+                                `unread` is what every page's header shows (?unread=true&page_size=1
+                                is the cheap way to ask for it alone)
 - POST /api/inbox/read/         {ids: [...]} marks those read, or {all: true} every unread one;
                                 an id that is not the caller's: 404 `notification_not_found`,
                                 nothing marked.
@@ -19,7 +20,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from edge.api import UNAUTHENTICATED_RESPONSE, ListPagination, invalid, parse_body, parse_query
+from edge.api import (
+    PAGE_PARAMETERS,
+    UNAUTHENTICATED_RESPONSE,
+    ListPagination,
+    invalid,
+    parse_body,
+    parse_query,
+)
 from orgs import inbox_selectors as selectors
 from orgs.inbox_models import Notification
 from orgs.services import inbox as services
@@ -51,17 +59,11 @@ class ListQuery(serializers.Serializer):
     unread = serializers.BooleanField(
         required=False, allow_null=True, default=None, help_text="只看未读/已读"
     )
-    page = serializers.IntegerField(required=False, min_value=1)
-    page_size = serializers.IntegerField(required=False, min_value=1, max_value=1000)
 
 
 class MarkReadBody(serializers.Serializer):
     ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, max_length=500)
     all = serializers.BooleanField(required=False, default=False)
-
-
-class UnreadSerializer(serializers.Serializer):
-    unread = serializers.IntegerField()
 
 
 class MarkedSerializer(serializers.Serializer):
@@ -73,7 +75,7 @@ class InboxListApi(APIView):
     @extend_schema(
         tags=[TAG],
         summary="我的消息",
-        parameters=[ListQuery],
+        parameters=[ListQuery, *PAGE_PARAMETERS],
         responses={200: NotificationSerializer(many=True), 401: UNAUTHENTICATED_RESPONSE},
     )
     def get(self, request: Request) -> Response:
@@ -85,14 +87,6 @@ class InboxListApi(APIView):
         response = paginator.get_paginated_response(NotificationSerializer(page, many=True).data)
         response.data["unread"] = selectors.notification_unread_count(user=request.user)
         return response
-
-
-class InboxUnreadCountApi(APIView):
-    @extend_schema(
-        tags=[TAG], summary="未读消息数", responses={200: UnreadSerializer, 401: UNAUTHENTICATED_RESPONSE}
-    )
-    def get(self, request: Request) -> Response:
-        return Response({"unread": selectors.notification_unread_count(user=request.user)})
 
 
 class InboxMarkReadApi(APIView):

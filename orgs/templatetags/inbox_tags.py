@@ -1,6 +1,6 @@
 """{% inbox_badge %}: the signed-in user's unread messages in a page's header (dashboard, ledger,
 tablet). Rendered with the page from the partial index of unread rows; orgs/inbox_badge.js then
-keeps it current by asking /api/inbox/unread-count/ (same origin) every minute and on focus."""
+keeps it current by asking /api/inbox/ (same origin) every minute and on focus."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def inbox_badge(context: dict[str, Any]) -> SafeString | str:
     unread = notification_unread_count(user=request.user)
     return format_html(
         '<a class="inbox-badge" id="inbox-badge" href="/ledger/#inbox" title="站内消息"'
-        ' data-unread-url="/api/inbox/unread-count/">消息 <b id="inbox-unread"{}>{}</b></a>'
+        ' data-unread-url="/api/inbox/?unread=true&amp;page_size=1">消息 <b id="inbox-unread"{}>{}</b></a>'
         '<script src="{}" defer></script>',
         "" if unread else " hidden",
         unread,

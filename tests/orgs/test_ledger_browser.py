@@ -136,7 +136,12 @@ def test_cases_are_a_clustered_layer_on_the_dashboard(browser_page, ledger: Ledg
             break
         s.page.wait_for_timeout(100)
     assert any("/api/cases/" in u for u in s.requests)
-    assert "layers=" in s.page.url and "cases" in s.page.url.split("layers=")[1].split("&")[0]
+    # The bookmarked view keeps the layer (the page writes its URL after the map settles).
+    for _ in range(100):
+        if "cases" in s.page.url.split("layers=")[-1].split("&")[0]:
+            break
+        s.page.wait_for_timeout(100)
+    assert "cases" in s.page.url.split("layers=")[-1].split("&")[0]
     s.screenshot("ledger-dashboard-cases.png", full_page=False)
     assert s.external_requests() == []
     assert s.console_errors == []

@@ -58,6 +58,8 @@ NOT_REACH_SCOPED = {
     "api/auth/token/revoke/": "signs out the caller's own token; touches nothing of any place",
     "api/cases/categories/": "the street office's case categories, one table for every street, no place "
     "(tests/orgs/test_cases_api.py::test_categories)",
+    "api/inbox/": "the caller's own messages, filtered by user not place (tests/orgs/test_inbox.py)",
+    "api/inbox/read/": "marks the caller's own messages read; another user's id is a 404 (tests/orgs/test_inbox.py)",
 }
 
 # Routes whose data is community-wide: a grid worker legitimately sees none of it, so the

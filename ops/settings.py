@@ -412,6 +412,15 @@ WANGGE_RULES: dict[str, Any] = {
     # A stationed cadre is behind when the month's on-site days are below this share of an even
     # pace to the month's requirement (the admin cadre list's "进度落后").
     "cadre_pace_share": 0.8,
+    # A stationed cadre's attendance (orgs/attendance.py): a check-in is on site when the circle of
+    # its reported accuracy lies within the community grown by this tolerance (an 800 m fix proves
+    # nothing); a day is attended when the on-site dwell (check-in to the next on-site check-in
+    # within the gap, or to the check-out) reaches the minimum. The tablet checks in again every
+    # heartbeat while the page stays open.
+    "attendance_tolerance_m": 100,
+    "attendance_min_dwell_minutes": 120,
+    "attendance_max_gap_minutes": 45,
+    "attendance_heartbeat_minutes": 15,
 }
 
 # Residents' cases (orgs/cases_*.py): the working periods of a working day (holidays and make-up

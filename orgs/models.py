@@ -759,6 +759,7 @@ class StationContact(FieldEvent):
 
     class Kind(models.TextChoices):
         CHECK_IN = "check_in", "驻点签到"
+        CHECK_OUT = "check_out", "驻点签退"
         CONTACT = "contact", "联系群众"
 
     kind = models.CharField("类型", max_length=16, choices=Kind.choices)
@@ -767,7 +768,7 @@ class StationContact(FieldEvent):
     )
     contact_name = models.CharField("联系对象", max_length=32, blank=True)
     on_site = models.BooleanField(
-        "在驻点社区内", default=False, help_text="采集定位落在驻点社区范围内（考勤依据）"
+        "在驻点社区内", default=False, help_text="定位精度范围整体落在驻点社区（含容差）内（考勤依据）"
     )
 
     class Meta(FieldEvent.Meta):

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 
 from grid.models import Building, Community, GridCell, Street
@@ -298,17 +299,24 @@ def field_event_owners(table: str, ids: Sequence[str]) -> dict[str, tuple[int, s
 
 
 def mark_contacts_on_site(ids: Sequence[str]) -> int:
-    """A station contact is on site when its captured position lies in its community."""
+    """A station contact is on site when the circle of its reported accuracy around the captured
+    position lies within its community grown by WANGGE_RULES["attendance_tolerance_m"]: a coarse
+    fix (hundreds of metres) proves nothing. Without a reported accuracy the point alone decides
+    (older clients and imports). Buffers on geography: metres on the ground at any latitude."""
     if not ids:
         return 0
+    tolerance = float(settings.WANGGE_RULES["attendance_tolerance_m"])
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            UPDATE "{CONTACT}" e SET on_site = ST_Covers(c.geom, e.point)
+            UPDATE "{CONTACT}" e SET on_site = ST_Covers(
+                ST_Buffer(c.geom::geography, %(tolerance)s)::geometry,
+                CASE WHEN e.accuracy_m > 0 THEN ST_Buffer(e.point::geography, e.accuracy_m)::geometry
+                     ELSE e.point END)
             FROM "{COMMUNITY}" c
-            WHERE e.id = ANY(%s::uuid[]) AND c.id = e.community_id AND e.point IS NOT NULL
+            WHERE e.id = ANY(%(ids)s::uuid[]) AND c.id = e.community_id AND e.point IS NOT NULL
             """,  # noqa: S608 - table names from models
-            [list(ids)],
+            {"ids": list(ids), "tolerance": tolerance},
         )
         return cursor.rowcount
 

@@ -48,6 +48,7 @@ from grid.changes import communities_changed
 from grid.models import AuditEvent, Building, Community
 from orgs import sql
 from orgs.access import enterprises_in_reach
+from orgs.attendance import presence_notes
 from orgs.models import Enterprise, GridWorker, StationContact, StationedCadre, Visit
 
 CREATED = "created"
@@ -94,6 +95,9 @@ class ItemResult:
     code: str = ""
     message: str = ""
     errors: dict[str, Any] | None = None  # field errors of an item the edge could not parse
+    # A stationed cadre's check-in or check-out: whether it proves presence, and why not (Chinese).
+    on_site: bool | None = None
+    note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"index": self.index, "id": self.id, "status": self.status}
@@ -101,6 +105,8 @@ class ItemResult:
             out |= {"code": self.code, "message": self.message}
         if self.errors:
             out["errors"] = self.errors
+        if self.on_site is not None:
+            out |= {"on_site": self.on_site, "note": self.note}
         return out
 
 
@@ -515,7 +521,7 @@ def station_contacts_sync(
             p.extra = {"cadre_id": posting.pk, "contact_name": p.item.contact_name, "on_site": False}
         return problems
 
-    return _sync(
+    result = _sync(
         StationContact,
         reach=reach,
         user=user,
@@ -524,3 +530,9 @@ def station_contacts_sync(
         prepare=prepare,
         after_store=sql.mark_contacts_on_site,
     )
+    # Tell the cadre at once whether each new check-in/out counts (a coarse fix proves nothing).
+    notes = presence_notes([r.id for r in result.results if r.status == CREATED])
+    for r in result.results:
+        if r.id in notes and r.status == CREATED:
+            r.on_site, r.note = notes[r.id]
+    return result

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from orgs.apis import (
+    attendance,
     case_sync,
     cases,
     enterprises,
@@ -41,6 +42,9 @@ urlpatterns = [
     path("grid-workers/<int:pk>/", staff.WorkerDetailApi.as_view(), name="worker-detail"),
     path("stationed-cadres/", staff.CadreListApi.as_view(), name="cadre-list"),
     path("stationed-cadres/<int:pk>/", staff.CadreDetailApi.as_view(), name="cadre-detail"),
+    path(
+        "stationed-cadres/<int:pk>/attendance/", attendance.CadreAttendanceApi.as_view(), name="cadre-attendance"
+    ),
     path("enterprises/", enterprises.EnterpriseListApi.as_view(), name="enterprise-list"),
     path("enterprises/<int:pk>/", enterprises.EnterpriseDetailApi.as_view(), name="enterprise-detail"),
     path("rules/violations/", rules.ViolationListApi.as_view(), name="violation-list"),

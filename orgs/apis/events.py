@@ -117,8 +117,8 @@ class ContactItemSerializer(EventItemSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs = super().validate(attrs)
-        if attrs["kind"] == StationContact.Kind.CHECK_IN and "position" not in attrs:
-            raise serializers.ValidationError({"position": "驻点签到须有定位"})
+        if attrs["kind"] in (StationContact.Kind.CHECK_IN, StationContact.Kind.CHECK_OUT) and "position" not in attrs:
+            raise serializers.ValidationError({"position": "驻点签到、签退须有定位"})
         return attrs
 
 
@@ -147,6 +147,8 @@ class ItemResultSerializer(serializers.Serializer):
     )
     code = serializers.CharField(required=False, help_text="拒收原因代码")
     message = serializers.CharField(required=False, help_text="拒收原因（中文）")
+    on_site = serializers.BooleanField(required=False, help_text="驻点签到/签退：是否证明在驻点社区内")
+    note = serializers.CharField(required=False, help_text="驻点签到/签退：给干部的说明（中文）")
     # DRF's metaclass pops declared fields off the class, so this field does not shadow the
     # Serializer.errors property; the stubs see a class attribute.
     errors = serializers.DictField(  # type: ignore[assignment]  # stubs: declared fields are popped

@@ -160,6 +160,7 @@ def test_an_enterprise_visit_logged_offline_is_synced_once(browser_page, space, 
     s.admin_login("wg_day", "tablet-day-2026", next_path="/tablet/")
     page = s.page
     expect(page.locator("#enterprise-field")).to_be_hidden()
+    page.wait_for_load_state("networkidle")  # the page's own requests done before the signal goes
     s.context.set_offline(True)
     page.select_option("select[name=kind]", "enterprise")
     expect(page.locator("#enterprise-field")).to_be_visible()

@@ -135,6 +135,7 @@ def test_a_case_with_a_photo_raised_offline_from_a_visit_is_synced_once(browser_
     s.context.set_geolocation({"longitude": here.x, "latitude": here.y, "accuracy": 10})
     s.admin_login("wg_case", "tablet-case-2026", next_path="/tablet/")
     page = s.page
+    page.wait_for_load_state("networkidle")  # the page's own requests done before the signal goes
 
     s.context.set_offline(True)
     page.select_option("select[name=kind]", "building")

@@ -63,3 +63,15 @@ def set(key: str, value: Any, *, timeout: int) -> None:  # noqa: A001 - the cach
         cache.set(key, value, timeout=timeout)
         return
     redis.set(cache.make_key(key), _backend()._serializer.dumps(value), ex=timeout)
+
+
+def add_or_get(key: str, value: Any, *, timeout: int) -> Any:
+    """The key's value if it has one, else `value`, stored (like cache.add then cache.get, in one
+    round trip: SET NX GET, Redis 7)."""
+    redis = client()
+    if redis is None:
+        cache.add(key, value, timeout=timeout)
+        return cache.get(key, value)
+    serializer = _backend()._serializer
+    old = redis.set(cache.make_key(key), serializer.dumps(value), ex=timeout, nx=True, get=True)
+    return value if old is None else serializer.loads(old)

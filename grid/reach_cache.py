@@ -45,8 +45,7 @@ def roles_epoch(*, known: Any = None) -> str:
     if isinstance(known, str):
         return known
     fresh = secrets.token_hex(8)
-    cache.add(ROLES_EPOCH_KEY, fresh, timeout=ROLES_EPOCH_TTL)
-    value = cache.get(ROLES_EPOCH_KEY)
+    value = fastcache.add_or_get(ROLES_EPOCH_KEY, fresh, timeout=ROLES_EPOCH_TTL)
     return value if isinstance(value, str) else fresh
 
 

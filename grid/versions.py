@@ -141,8 +141,7 @@ def outlines_epoch(*, known: Any = None) -> str:
         return known
     try:
         fresh = secrets.token_hex(8)
-        cache.add(OUTLINES_KEY, fresh, timeout=OUTLINES_TTL)
-        value = cache.get(OUTLINES_KEY)
+        value = fastcache.add_or_get(OUTLINES_KEY, fresh, timeout=OUTLINES_TTL)
     except RedisError:
         logger.exception("地图缓存不可用（社区边界版本）")
         return secrets.token_hex(8)

@@ -46,7 +46,7 @@ def test_a_community_admin_filters_opens_a_case_acts_and_sees_the_inbox(browser_
         now=earlier + timedelta(hours=1),
         description="楼上漏水邻里纠纷",
     )
-    ledger.raise_case(by=ledger.admin_b, cell="b1", now=earlier, description="另一社区的事项")
+    elsewhere = ledger.raise_case(by=ledger.admin_b, cell="b1", now=earlier, description="另一社区的事项")
     user = user_with(
         Role.COMMUNITY_ADMIN, community=ledger.space.a, username="shequ", password=PASSWORD, staff=True
     )
@@ -108,9 +108,15 @@ def test_a_community_admin_filters_opens_a_case_acts_and_sees_the_inbox(browser_
     assert not user.notifications.filter(read_at__isnull=True).exists()
     s.screenshot("ledger-page.png")
 
+    # Another community's case, asked for by URL: refused in Chinese like a missing one, nothing shown.
+    s.goto(f"/ledger/?case={elsewhere.pk}")
+    s.page.wait_for_selector('body[data-ready="true"]', state="attached", timeout=30_000)
+    assert s.page.inner_text("#toast") == "事项不存在或不在您的范围内"
+    assert s.page.is_hidden("#detail")
+
     assert s.external_requests() == []
-    # The refused step's 409 is the only console entry the browser writes (a failed fetch).
-    assert [e for e in s.console_errors if "409" not in e] == []
+    # The refused step's 409 and the foreign case's 404 are the only console entries (failed fetches).
+    assert [e for e in s.console_errors if "409" not in e and "404" not in e] == []
 
 
 def test_cases_are_a_clustered_layer_on_the_dashboard(browser_page, ledger: Ledger):

@@ -4,19 +4,18 @@ check; the storage is never public)."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from edge.api import NOT_FOUND, READ_ERRORS, ReachAPIView, write_errors
 from edge.errors import DomainError
+from orgs.apis.visit_edit import parse_uuid
 from orgs.photos_models import Photo
 from orgs.services import photos
 
@@ -51,7 +50,8 @@ PHOTO_CODES = (
 
 class PhotoUploadApi(ReachAPIView):
     write_capability = "log_events"
-    parser_classes = [MultiPartParser]
+    # The default parsers: multipart carries the file; a JSON body cannot, and is answered
+    # photo_missing like a form without one.
 
     @extend_schema(
         tags=[TAG_PHOTOS],
@@ -105,8 +105,8 @@ class PhotoFileApi(ReachAPIView):
         description="照片文件；仅对范围覆盖其走访记录或事项的用户可见。",
         responses={(200, "image/*"): OpenApiResponse(description="照片文件"), **READ_ERRORS, **NOT_FOUND},
     )
-    def get(self, request: Request, pk: uuid.UUID) -> FileResponse:
-        photo = photos.photo_get(self.reach, pk)
+    def get(self, request: Request, pk: str) -> FileResponse:
+        photo = photos.photo_get(self.reach, parse_uuid(pk))
         response = FileResponse(photo.file.open("rb"), content_type=photos.CONTENT_TYPES[photo.format])
         response["Cache-Control"] = "private, max-age=3600"
         response["X-Content-Type-Options"] = "nosniff"

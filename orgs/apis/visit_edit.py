@@ -37,6 +37,15 @@ class VisitCorrectionSerializer(serializers.Serializer):
         return values
 
 
+def parse_uuid(pk: str) -> uuid.UUID:
+    """A path's record id: anything that is not a UUID names nothing (404, as for a missing one);
+    the route takes any text so that sign-in and role checks answer first."""
+    try:
+        return uuid.UUID(pk)
+    except ValueError:
+        raise NotInReach from None
+
+
 def _visit(reach: Any, pk: uuid.UUID) -> Visit:
     visit = access.visits_in_reach(reach).select_related("community", "grid_cell", "building").filter(pk=pk).first()
     if visit is None:
@@ -52,8 +61,8 @@ class VisitDetailApi(ReachAPIView):
         summary="走访记录详情（含版本）",
         responses={200: VisitDetailSerializer, **READ_ERRORS, **NOT_FOUND},
     )
-    def get(self, request: Request, pk: uuid.UUID) -> Response:
-        return Response(VisitDetailSerializer(_visit(self.reach, pk)).data)
+    def get(self, request: Request, pk: str) -> Response:
+        return Response(VisitDetailSerializer(_visit(self.reach, parse_uuid(pk))).data)
 
     @extend_schema(
         tags=[TAG_EVENTS],
@@ -67,11 +76,12 @@ class VisitDetailApi(ReachAPIView):
             **write_errors(capability="log_events", codes="visit_field_not_editable、invalid_input"),
         },
     )
-    def patch(self, request: Request, pk: uuid.UUID) -> Response:
+    def patch(self, request: Request, pk: str) -> Response:
+        visit_id = parse_uuid(pk)
         data = parse_body(VisitCorrectionSerializer, request)
         changes = {k: data[k] for k in ("summary", "household") if k in data}
         changes.update({k: None for k in data.get("unknown", [])})
         visit = visit_correct(
-            reach=self.reach, user=request.user, visit_id=pk, expected_version=data["version"], changes=changes
+            reach=self.reach, user=request.user, visit_id=visit_id, expected_version=data["version"], changes=changes
         )
         return Response(VisitDetailSerializer(_visit(self.reach, visit.pk)).data)

@@ -22,6 +22,7 @@ from django.views.generic import TemplateView
 
 from grid.access import buildings_in_reach, reach_of_request
 from orgs import access
+from orgs.attendance import cadre_attendance_month
 from orgs.cases_selectors import case_category_list
 from orgs.models import StationContact, StationedCadre, Visit
 from orgs.tablet_selectors import buildings_due_for_visit, open_cases_for_tablet
@@ -61,8 +62,15 @@ class TabletView(LoginRequiredMixin, TemplateView):
             .select_related("community")
             .first()
         )
+        # The cadre's own month (the days so far that had any check-in, newest first).
+        attendance = cadre_attendance_month(cadre=posting, month=today) if posting else None
         return {
             **super().get_context_data(**kwargs),
+            "attendance": attendance,
+            "attendance_days": [
+                d for d in reversed(attendance["days"]) if d["date"] <= today.isoformat() and d["check_ins"]
+            ] if attendance else [],
+            "heartbeat_minutes": settings.WANGGE_RULES["attendance_heartbeat_minutes"],
             "buildings": [] if too_many else [
                 {"code": code, "label": f"{name} {address}".strip()} for code, name, address in buildings
             ],

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
+from playwright.sync_api import expect
 from pyproj import Geod
 
 from grid.models import Role
@@ -104,3 +105,40 @@ def test_attendance_is_seen_by_the_community_and_the_cadre_only(space, posting, 
     assert response.status_code == status and response.json()["code"] == code
     admin_a = user_with(Role.COMMUNITY_ADMIN, username="admin_a_att", community=space.a)
     assert api_client(admin_a).get(f"/api/stationed-cadres/{posting.pk}/attendance/").status_code == 200
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_cadre_checks_in_with_a_coarse_fix_is_told_why_and_sees_the_month(browser_page, space):
+    cadre = user_with(Role.STATIONED_CADRE, username="zd_month", password="tablet-att-2026", staff=True,
+                      community=space.a)
+    today = timezone.localdate()
+    posting = StationedCadreFactory(community=space.a, user=cadre, period_start=today - timedelta(days=60),
+                                    period_end=None, required_days_per_month=8)
+    yesterday = today - timedelta(days=1)
+    items = [_item("check_in", _at(yesterday, 9, 0), INSIDE, 10),
+             _item("check_out", _at(yesterday, 11, 30), INSIDE, 10)]
+    assert api_client(cadre).post("/api/sync/station-contacts/", {"items": items}, format="json").json()["created"] == 2
+    s = browser_page
+    s.context.grant_permissions(["geolocation"])
+    s.context.set_geolocation({"longitude": INSIDE[0], "latitude": INSIDE[1], "accuracy": 800})
+    s.admin_login("zd_month", "tablet-att-2026", next_path="/tablet/")
+    page = s.page
+    if yesterday.month == today.month:  # yesterday's 150 minutes: one attended day this month
+        expect(page.locator("#attendance-summary")).to_contain_text("已出勤 1 天")
+        expect(page.locator(f'#attendance tr[data-date="{yesterday.isoformat()}"]')).to_contain_text("150")
+    page.click("#check-in")
+    expect(page.locator("#check-in")).to_have_text("驻点签到（在岗中）")
+    page.click("#sync")
+    expect(page.locator("#message")).to_contain_text("定位精度约 800 米", timeout=15_000)
+    expect(page.locator("#message")).to_contain_text("不计出勤")
+    s.context.set_geolocation({"longitude": INSIDE[0], "latitude": INSIDE[1], "accuracy": 10})
+    page.click("#check-out")
+    expect(page.locator("#check-in")).to_have_text("驻点签到")
+    page.click("#sync")
+    expect(page.locator("#message")).to_contain_text("签退有效", timeout=15_000)
+    kinds = list(StationContact.objects.filter(cadre=posting).order_by("occurred_at").values_list("kind", "on_site"))
+    assert kinds[-2:] == [("check_in", False), ("check_out", True)]
+    s.screenshot("tablet_attendance.png")
+    assert s.external_requests() == []
+    assert s.console_errors == []

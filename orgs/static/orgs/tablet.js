@@ -16,7 +16,7 @@
   var syncButton = document.getElementById("sync");
   var contactForm = document.getElementById("contact-form");
   var checkIn = document.getElementById("check-in");
-  var KINDS = { check_in: "驻点签到", contact: "联系群众", case: "民情事项" };
+  var KINDS = { check_in: "驻点签到", check_out: "驻点签退", contact: "联系群众", case: "民情事项" };
   Array.prototype.forEach.call(form.elements.kind.options, function (o) { KINDS[o.value] = o.text; });
   var ENDPOINTS = {
     visits: "/api/sync/visits/", contacts: "/api/sync/station-contacts/", cases: "/api/sync/cases/"
@@ -200,7 +200,8 @@
   }
 
   // Best effort: a position when the device gives one within a few seconds, none otherwise.
-  function locate() {
+  // `fresh`: a check-in or check-out proves presence now, so it never reuses an earlier fix.
+  function locate(fresh) {
     return new Promise(function (resolve) {
       if (!navigator.geolocation) {
         resolve(null);
@@ -209,7 +210,7 @@
       navigator.geolocation.getCurrentPosition(
         function (p) { resolve(p.coords); },
         function () { resolve(null); },
-        { enableHighAccuracy: true, timeout: 5000, maximumAge: 60000 }
+        { enableHighAccuracy: true, timeout: 5000, maximumAge: fresh ? 0 : 60000 }
       );
     });
   }
@@ -219,7 +220,7 @@
   function keep(endpoint, item, needsPosition, done) {
     item.id = uuid4();
     item.occurred_at = new Date().toISOString();
-    locate().then(function (coords) {
+    locate(needsPosition).then(function (coords) {
       if (coords) {
         item.position = { type: "Point", coordinates: [coords.longitude, coords.latitude] };
         item.crs = "wgs84";
@@ -315,10 +316,47 @@
     });
   });
 
+  // On duty (驻点在岗): after a check-in, while the page stays open, a check-in every heartbeat
+  // gives the dwell time; the check-out ends it. Kept per account, so a reload stays on duty.
+  var DUTY_KEY = QUEUE_KEY + ".on_duty";
+  var checkOut = document.getElementById("check-out");
+  var heartbeat = null;
+
+  function onDuty(on) {
+    if (on) {
+      localStorage.setItem(DUTY_KEY, "1");
+    } else {
+      localStorage.removeItem(DUTY_KEY);
+    }
+    if (heartbeat) {
+      clearInterval(heartbeat);
+      heartbeat = null;
+    }
+    if (on) {
+      var minutes = Number(document.getElementById("duty").dataset.heartbeatMinutes) || 15;
+      heartbeat = setInterval(function () {
+        keep("contacts", { kind: "check_in" }, true, function () {
+          if (navigator.onLine) {
+            sync();
+          }
+        });
+      }, minutes * 60000);
+    }
+    if (checkIn) {
+      checkIn.textContent = on ? "驻点签到（在岗中）" : "驻点签到";
+    }
+  }
+
   if (checkIn) {
     checkIn.addEventListener("click", function () {
-      keep("contacts", { kind: "check_in" }, true);
+      // Saved on the device like every record; "同步" (or the network coming back) sends it, and
+      // the answer says whether it counts.
+      keep("contacts", { kind: "check_in" }, true, function () { onDuty(true); });
     });
+    checkOut.addEventListener("click", function () {
+      keep("contacts", { kind: "check_out" }, true, function () { onDuty(false); });
+    });
+    onDuty(localStorage.getItem(DUTY_KEY) === "1");
   }
   if (contactForm) {
     contactForm.addEventListener("submit", function (event) {
@@ -385,6 +423,7 @@
     message.textContent = "正在同步……";
     var totals = { created: 0, duplicate: 0, rejected: 0 };
     var results = {};
+    var notes = [];
     var chain = Promise.resolve();
     ORDER.forEach(function (endpoint) {
       var entries = queue.filter(function (e) { return (e.endpoint || "visits") === endpoint; });
@@ -394,7 +433,12 @@
       chain = chain.then(function () {
         return post(endpoint, entries).then(function (body) {
           ["created", "duplicate", "rejected"].forEach(function (k) { totals[k] += body[k]; });
-          body.results.forEach(function (r) { results[r.id] = r; });
+          body.results.forEach(function (r) {
+            results[r.id] = r;
+            if (r.note) {
+              notes.push(r.note);  // a check-in's or check-out's presence, said to the cadre
+            }
+          });
         });
       });
     });
@@ -408,7 +452,8 @@
       .then(function () {
         message.textContent = "同步完成：已保存 " + totals.created + " 条，此前已保存 " +
           totals.duplicate + " 条，未能保存 " + totals.rejected + " 条" +
-          (photosUploaded ? "；照片已上传 " + photosUploaded + " 张" : "") + "。";
+          (photosUploaded ? "；照片已上传 " + photosUploaded + " 张" : "") + "。" +
+          (notes.length ? " " + notes[notes.length - 1] + "。" : "");
       })
       .catch(function (error) {
         message.textContent = error instanceof TypeError

@@ -171,4 +171,4 @@ class IndicatorSnapshot(models.Model):
 from mapping.plans_models import Plan, PlanCell, PlanEdit  # noqa: E402, F401
 
 # The buildings tile's precomputed statuses (mapping.tile_models), written by the gap recompute.
-from mapping.tile_models import BuildingStatus, BuildingStatusVersion  # noqa: E402, F401, I001
+from mapping.tile_models import BuildingStatus, BuildingStatusVersion, GridCellStatus  # noqa: E402, F401, I001

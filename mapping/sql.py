@@ -40,7 +40,7 @@ from typing import Any
 from django.db import connection
 
 from grid.models import Building, Community, GridBoundary, GridCell, ServiceCentre
-from mapping.models import BuildingStatus, BuildingStatusVersion, Gap
+from mapping.models import BuildingStatus, BuildingStatusVersion, Gap, GridCellStatus
 from orgs.models import (
     Enterprise,
     GridWorker,
@@ -68,6 +68,7 @@ CONTACT = StationContact._meta.db_table
 VISIT = Visit._meta.db_table
 BUILDING_STATUS = BuildingStatus._meta.db_table
 BUILDING_STATUS_VERSION = BuildingStatusVersion._meta.db_table
+CELL_STATUS = GridCellStatus._meta.db_table
 
 K = Gap.Kind
 S = Gap.Severity
@@ -609,9 +610,9 @@ STAGES = (
 
 
 def building_status_refresh(community_ids: Sequence[int], *, every_community: bool) -> int:
-    """Write the buildings tile's facts of these communities' buildings (BuildingStatus) and the
-    data version they were read at (BuildingStatusVersion). Returns the buildings whose facts
-    changed.
+    """Write the buildings tile's facts of these communities' buildings (BuildingStatus), the grid
+    cells tile's counts of their cells (GridCellStatus) and the data version they were read at
+    (BuildingStatusVersion). Returns the buildings whose facts changed.
 
     One statement, so the facts and the versions come from one snapshot: a write committed after
     it bumped its community past the recorded version, and the tile computes that community's
@@ -619,7 +620,7 @@ def building_status_refresh(community_ids: Sequence[int], *, every_community: bo
     the tile and of the building gaps above (members by residence, a building group naming it,
     the latest visit), each an index probe in a LATERAL; rows whose facts did not change are left
     alone, so a second run writes nothing. `every_community` (the full run) also drops the rows of
-    buildings and communities that no longer exist.
+    buildings, cells and communities that no longer exist.
     """
     with connection.cursor() as cursor:
         cursor.execute(
@@ -646,6 +647,15 @@ def building_status_refresh(community_ids: Sequence[int], *, every_community: bo
                 WHERE (st.members, st.has_group, st.last_visit_at)
                       IS DISTINCT FROM (EXCLUDED.members, EXCLUDED.has_group, EXCLUDED.last_visit_at)
                 RETURNING 1
+            ), cells AS (
+                INSERT INTO "{CELL_STATUS}" AS cs (cell_id, buildings, households)
+                SELECT g.id, count(b.id), coalesce(sum(b.households), 0)
+                FROM "{CELL}" g LEFT JOIN "{BUILDING}" b ON b.grid_cell_id = g.id
+                WHERE g.community_id = ANY(%(ids)s)
+                GROUP BY g.id
+                ON CONFLICT (cell_id) DO UPDATE
+                SET buildings = EXCLUDED.buildings, households = EXCLUDED.households
+                WHERE (cs.buildings, cs.households) IS DISTINCT FROM (EXCLUDED.buildings, EXCLUDED.households)
             ), recorded AS (
                 INSERT INTO "{BUILDING_STATUS_VERSION}" AS sv (community_id, data_version)
                 SELECT c.id, c.data_version FROM "{COMMUNITY}" c WHERE c.id = ANY(%(ids)s)
@@ -662,6 +672,12 @@ def building_status_refresh(community_ids: Sequence[int], *, every_community: bo
                 f"""
                 DELETE FROM "{BUILDING_STATUS}" st
                 WHERE NOT EXISTS (SELECT 1 FROM "{BUILDING}" b WHERE b.id = st.building_id)
+                """  # noqa: S608 - names from models
+            )
+            cursor.execute(
+                f"""
+                DELETE FROM "{CELL_STATUS}" cs
+                WHERE NOT EXISTS (SELECT 1 FROM "{CELL}" g WHERE g.id = cs.cell_id)
                 """  # noqa: S608 - names from models
             )
             cursor.execute(

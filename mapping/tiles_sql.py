@@ -25,7 +25,7 @@ from typing import Any
 from django.db import connection
 
 from grid.models import Building, Community, GridBoundary, GridCell, ServiceCentre, Street
-from mapping.models import BuildingStatus, BuildingStatusVersion, Gap
+from mapping.models import BuildingStatus, BuildingStatusVersion, Gap, GridCellStatus
 from orgs.models import PartyMember, PartyOrganisation, StationContact, Visit
 
 STREET = Street._meta.db_table
@@ -42,6 +42,7 @@ VISIT = Visit._meta.db_table
 CONTACT = StationContact._meta.db_table
 STATUS = BuildingStatus._meta.db_table
 STATUS_VERSION = BuildingStatusVersion._meta.db_table
+CELL_STATUS = GridCellStatus._meta.db_table
 
 # MVT geometry space: 4096 units a side, 64 units of buffer so lines and labels cross tile edges.
 EXTENT = 4096
@@ -172,21 +173,32 @@ def _tile(layer: str, rows: str, *, order: str = "t.id", feature_id: bool = True
 
 # Grid cells by their boundary in force (open-ended version, as grid.sql's building assignment and
 # the gap statements read "current"), with what an indicator shading needs at hand. The feature id
-# is the cell id, so the page can shade cells by an indicator with feature-state, no refetch.
+# is the cell id, so the page can shade cells by an indicator with feature-state, no refetch. The
+# counts of buildings and households come from GridCellStatus where the community's rows are
+# current (as the buildings' facts, below), else from the cell's buildings.
 GRID_CELLS = _tile(
     "grid_cells",
     f"""
     SELECT g.id, g.code, g.name, c.code AS community_code, c.name AS community_name,
            coalesce(nullif(g.responsible_body, ''), c.name || '（属地兜底）') AS responsible,
-           coalesce(bs.buildings, 0) AS buildings, coalesce(bs.households, 0) AS households,
+           bs.buildings, bs.households,
            {_mvt_polygon("gb.geom")} AS geom
     FROM "{BOUNDARY}" gb
     JOIN "{CELL}" g ON g.id = gb.cell_id
     JOIN "{COMMUNITY}" c ON c.id = g.community_id
+    LEFT JOIN "{STATUS_VERSION}" sv ON sv.community_id = c.id AND sv.data_version = c.data_version
     LEFT JOIN LATERAL (
-        SELECT count(*) AS buildings, sum(b.households) AS households
-        FROM "{BUILDING}" b WHERE b.grid_cell_id = g.id
-    ) bs ON true
+        SELECT cs.cell_id, cs.buildings, cs.households
+        FROM "{CELL_STATUS}" cs WHERE cs.cell_id = g.id AND sv.community_id IS NOT NULL
+        OFFSET 0
+    ) cs ON true
+    CROSS JOIN LATERAL (
+        SELECT cs.buildings::bigint, cs.households::bigint WHERE cs.cell_id IS NOT NULL
+        UNION ALL
+        SELECT (SELECT count(*) FROM "{BUILDING}" b WHERE b.grid_cell_id = g.id),
+               (SELECT coalesce(sum(b.households), 0) FROM "{BUILDING}" b WHERE b.grid_cell_id = g.id)
+        WHERE cs.cell_id IS NULL
+    ) bs(buildings, households)
     WHERE gb.geom && {BOX} AND upper_inf(gb.valid) AND {_big_enough("gb")}
       AND (%(everything)s OR g.community_id IN ({_WHOLE_COMMUNITIES}) OR g.id = ANY(%(cells)s::bigint[]))
     """,  # noqa: S608 - names from models; values are parameters

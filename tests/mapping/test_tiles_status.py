@@ -17,10 +17,20 @@ from grid.access import Reach
 from grid.changes import communities_changed
 from grid.models import Community
 from mapping import sql, tiles
-from mapping.models import BuildingStatus, BuildingStatusVersion, Gap
+from mapping.models import BuildingStatus, BuildingStatusVersion, Gap, GridCellStatus
 from mapping.services import gaps_recompute
 from mapping.tiles_sql import BUILDINGS, tile_body
-from tests.mapping.tiles_support import World, build_world, centre_of, features, tile_of, tile_url, visit
+from tests.mapping.tiles_support import (
+    World,
+    X,
+    Y,
+    build_world,
+    centre_of,
+    features,
+    tile_of,
+    tile_url,
+    visit,
+)
 from tests.orgs_factories import BuildingGroupFactory
 from tests.people import api_client
 
@@ -95,6 +105,25 @@ def test_the_tile_reads_the_facts_only_while_they_are_current(world: World):
     after, rendered = fetch(world.street_admin, url)
     assert rendered and not current(world.a)
     assert props(after, world.h_members)["status"] == "members_without_group"
+
+
+def test_the_grid_cells_tile_reads_its_counts_the_same_way(world: World):
+    gaps_recompute(community_ids=[world.a.id])
+    counts = {r.cell_id: (r.buildings, r.households) for r in GridCellStatus.objects.all()}
+    assert counts[world.a1.id] == (2, 50) and set(counts) == {world.a1.id, world.a2.id}
+    url = tile_url("grid_cells", tile_of(X + 0.005, Y + 0.005, 15))
+
+    def shown() -> dict[int, int]:
+        cache.clear()
+        return {
+            f.id: f.properties["buildings"]
+            for f in features(fetch(world.street_admin, url)[0].content, "grid_cells")
+        }
+
+    GridCellStatus.objects.filter(cell_id=world.a1.id).update(buildings=7)  # proves the table answers
+    assert shown()[world.a1.id] == 7
+    communities_changed([world.a.id])  # a write: A's counts are counted again by the tile
+    assert shown()[world.a1.id] == 2
 
 
 def test_a_fix_shows_at_once_and_the_recompute_after_it_changes_nothing_on_the_map(world: World):

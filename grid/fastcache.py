@@ -11,10 +11,14 @@ with Django's cache. A cache that is not Redis (local memory) is used through Dj
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.core.cache import cache
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
 
 
 def _backend() -> Any:
@@ -75,3 +79,48 @@ def add_or_get(key: str, value: Any, *, timeout: int) -> Any:
     serializer = _backend()._serializer
     old = redis.set(cache.make_key(key), serializer.dumps(value), ex=timeout, nx=True, get=True)
     return value if old is None else serializer.loads(old)
+
+
+class Batch:
+    """Writes a request leaves for its end, sent as one pipeline (one round trip instead of one
+    each). Only for writes whose order does not matter and whose loss is harmless: entries a
+    later request can recompute, versions only ever raised, epochs set only where none is."""
+
+    def __init__(self) -> None:
+        self._ops: list[Callable[[Any], object]] = []
+
+    def set(self, key: str, value: Any, *, timeout: int) -> None:  # noqa: A003 - the cache's own name
+        self._ops.append(lambda r: _set(r, key, value, timeout, nx=False))
+
+    def add(self, key: str, value: Any, *, timeout: int) -> None:
+        """Set only where the key has no value (SET NX)."""
+        self._ops.append(lambda r: _set(r, key, value, timeout, nx=True))
+
+    def call(self, op: Callable[[Any], object]) -> None:
+        """`op(client)` with the pipeline as client (a script: grid.versions)."""
+        self._ops.append(op)
+
+    def send(self) -> None:
+        """Send what was queued; a Redis error is logged (nothing queued here is needed)."""
+        if not self._ops:
+            return
+        ops, self._ops = self._ops, []
+        try:
+            redis = client()
+            if redis is None:
+                for op in ops:
+                    op(None)
+                return
+            pipe = redis.pipeline(transaction=False)
+            for op in ops:
+                op(pipe)
+            pipe.execute()
+        except RedisError:
+            logger.exception("缓存写入失败（地图瓦片）")
+
+
+def _set(redis: Any, key: str, value: Any, timeout: int, *, nx: bool) -> None:
+    if redis is None:
+        (cache.add if nx else cache.set)(key, value, timeout=timeout)
+        return
+    redis.set(cache.make_key(key), _backend()._serializer.dumps(value), ex=timeout, nx=nx)

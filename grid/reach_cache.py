@@ -39,12 +39,16 @@ def _reach_key(user_id: int) -> str:
     return f"grid:reach:{user_id}"
 
 
-def roles_epoch(*, known: Any = None) -> str:
+def roles_epoch(*, known: Any = None, batch: fastcache.Batch | None = None) -> str:
     """The current roles epoch (`known`: what a get_many just returned for ROLES_EPOCH_KEY, if
-    anything); made when Redis has none."""
+    anything); made when Redis has none (stored with `batch` if given: see
+    grid.versions.outlines_epoch)."""
     if isinstance(known, str):
         return known
     fresh = secrets.token_hex(8)
+    if batch is not None:
+        batch.add(ROLES_EPOCH_KEY, fresh, timeout=ROLES_EPOCH_TTL)
+        return fresh
     value = fastcache.add_or_get(ROLES_EPOCH_KEY, fresh, timeout=ROLES_EPOCH_TTL)
     return value if isinstance(value, str) else fresh
 
@@ -62,15 +66,21 @@ def roles_changed() -> None:
     transaction.on_commit(_new_roles_epoch)
 
 
-def cached_reach(user: Any) -> tuple[Reach, str | None]:
+def cached_reach(
+    user: Any, *, known: Any = None, batch: fastcache.Batch | None = None
+) -> tuple[Reach, str | None]:
     """`user`'s reach and the roles epoch it is valid under (None when Redis could not say).
     The epoch is read before the assignments, so a grant committed in between makes the entry
-    stored here stale at once."""
+    stored here stale at once. `known`: the roles epoch as this request already read it; with
+    `batch`, what is stored goes with the batch."""
     if user is None or not getattr(user, "is_authenticated", False) or user.pk is None:
         return reach_for_user(user), None
     try:
-        found = fastcache.get_many([ROLES_EPOCH_KEY, _reach_key(user.pk)])
-        epoch = roles_epoch(known=found.get(ROLES_EPOCH_KEY))
+        keys = [_reach_key(user.pk)] if isinstance(known, str) else [ROLES_EPOCH_KEY, _reach_key(user.pk)]
+        found = fastcache.get_many(keys)
+        epoch = roles_epoch(
+            known=known if isinstance(known, str) else found.get(ROLES_EPOCH_KEY), batch=batch
+        )
     except RedisError:
         logger.exception("权限范围缓存不可用，从数据库读取")
         return reach_for_user(user), None
@@ -78,6 +88,9 @@ def cached_reach(user: Any) -> tuple[Reach, str | None]:
     if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == epoch and isinstance(entry[1], Reach):
         return entry[1], epoch
     reach = reach_for_user(user)
+    if batch is not None:
+        batch.set(_reach_key(user.pk), (epoch, reach), timeout=REACH_TTL)
+        return reach, epoch
     try:
         fastcache.set(_reach_key(user.pk), (epoch, reach), timeout=REACH_TTL)
     except RedisError:

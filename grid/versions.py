@@ -62,10 +62,10 @@ def version_key(community_id: int) -> str:
     return f"grid:data_version:{community_id}"
 
 
-def _raise(versions: Mapping[int, int]) -> None:
+def _raise(versions: Mapping[int, int], client: Any = None) -> None:
     if not versions:
         return
-    client = fastcache.client()
+    client = client or fastcache.client()
     if client is None:
         # Not Redis (a local-memory cache): no compare-and-set, and no other process to race with.
         cache.set_many({version_key(c): v for c, v in versions.items()}, timeout=VERSION_TTL)
@@ -75,8 +75,13 @@ def _raise(versions: Mapping[int, int]) -> None:
     client.eval(_RAISE, len(keys), *keys, VERSION_TTL, *versions.values())
 
 
-def versions_seen(versions: Mapping[int, int]) -> None:
-    """Store versions just read from the database (raising Redis's copies, never lowering them)."""
+def versions_seen(versions: Mapping[int, int], *, batch: fastcache.Batch | None = None) -> None:
+    """Store versions just read from the database (raising Redis's copies, never lowering them),
+    now or with `batch`."""
+    if batch is not None:
+        numbers = dict(versions)
+        batch.call(lambda client: _raise(numbers, client))
+        return
     try:
         _raise(versions)
     except RedisError:
@@ -134,13 +139,19 @@ def community_versions(community_ids: Iterable[int]) -> dict[int, int]:
     return found
 
 
-def outlines_epoch(*, known: Any = None) -> str:
+def outlines_epoch(*, known: Any = None, batch: fastcache.Batch | None = None) -> str:
     """The current outlines epoch (`known`: the value a get_many just returned, if any); a new one
-    is made when Redis has none. Redis unreachable: a fresh token, which matches no entry."""
+    is made when Redis has none. Redis unreachable: a fresh token, which matches no entry.
+
+    With `batch`, a new epoch is stored with the batch, where Redis has none by then: if another
+    request stored one first, what this one stores under its own is never read; harmless."""
     if isinstance(known, str):
         return known
+    fresh = secrets.token_hex(8)
+    if batch is not None:
+        batch.add(OUTLINES_KEY, fresh, timeout=OUTLINES_TTL)
+        return fresh
     try:
-        fresh = secrets.token_hex(8)
         value = fastcache.add_or_get(OUTLINES_KEY, fresh, timeout=OUTLINES_TTL)
     except RedisError:
         logger.exception("地图缓存不可用（社区边界版本）")

@@ -128,7 +128,7 @@ def _caller_key(credential: str) -> str:
     return "tiles:caller:" + hashlib.sha256(credential.encode()).hexdigest()[:40]
 
 
-def _remember_caller(request: Request, reach: Reach, epoch: str | None) -> None:
+def _remember_caller(request: Request, reach: Reach, epoch: str | None, batch: fastcache.Batch) -> None:
     """After DRF signed the request in by token or session: keep who it was (module docstring)."""
     if epoch is None:
         return
@@ -142,10 +142,7 @@ def _remember_caller(request: Request, reach: Reach, epoch: str | None) -> None:
         credential = f"session:{cookie}"
     else:
         return
-    try:
-        fastcache.set(_caller_key(credential), (request.user.pk, epoch, reach), timeout=CALLER_SECONDS)
-    except RedisError:
-        logger.exception("瓦片缓存不可用，未记住调用者")
+    batch.set(_caller_key(credential), (request.user.pk, epoch, reach), timeout=CALLER_SECONDS)
 
 
 def _tile_path() -> re.Pattern[str] | None:
@@ -178,14 +175,16 @@ def answer_from_cache(request: HttpRequest, path: re.Pattern[str]) -> HttpRespon
         return None
     caller_key = _caller_key(credential)
     try:
-        found = fastcache.get_many(
-            [
-                caller_key,
-                reach_cache.ROLES_EPOCH_KEY,
-                community_versions.OUTLINES_KEY,
-                tiles.touched_key(address),
-            ]
-        )
+        keys = [
+            caller_key,
+            reach_cache.ROLES_EPOCH_KEY,
+            community_versions.OUTLINES_KEY,
+            tiles.touched_key(address),
+        ]
+        found = fastcache.get_many(keys)
+        # What the view may use if this look-up falls short (None: asked, not there): read before
+        # the database, as the view would have read them itself.
+        request._tile_lookups = {k: found.get(k) for k in keys}  # type: ignore[attr-defined]
         caller = found.get(caller_key)
         if not (
             isinstance(caller, tuple)
@@ -227,6 +226,16 @@ class TileView(ReachAPIView):
     renderer_classes = [JSONRenderer]
     content_negotiation_class = JSONErrorsOnly
     roles_epoch: str | None = None
+    # Redis writes of this request, sent as one pipeline when the response is ready.
+    batch: fastcache.Batch | None = None
+
+    def _lookups(self) -> dict[str, Any] | None:
+        return getattr(self.request._request, "_tile_lookups", None)
+
+    def _batch(self) -> fastcache.Batch:
+        if self.batch is None:
+            self.batch = fastcache.Batch()
+        return self.batch
 
     @property
     def reach(self) -> Any:
@@ -234,9 +243,17 @@ class TileView(ReachAPIView):
         # nothing beyond signing in), kept on the request as grid.access.reach_of_request does.
         found = getattr(self.request, "_wangge_reach", None)
         if found is None:
-            found, self.roles_epoch = reach_cache.cached_reach(self.request.user)
+            known = (self._lookups() or {}).get(reach_cache.ROLES_EPOCH_KEY)
+            found, self.roles_epoch = reach_cache.cached_reach(
+                self.request.user, known=known, batch=self._batch()
+            )
             self.request._wangge_reach = found  # type: ignore[attr-defined]
         return found
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.batch is not None:
+            self.batch.send()
+        return super().finalize_response(request, response, *args, **kwargs)
 
     @extend_schema(
         operation_id="tile_retrieve",
@@ -273,8 +290,10 @@ class TileView(ReachAPIView):
     def get(self, request: Request, layer: str, z: str, x: str, y: str) -> HttpResponse:
         address = tiles.tile_address(layer=layer, z=z, x=x, y=y)
         period = parse_query(VisitPeriodSerializer, request) if address.layer.takes_period else {}
-        tile = tiles.tile_for(reach=self.reach, address=address, **period)
-        _remember_caller(request, self.reach, self.roles_epoch)
+        tile = tiles.tile_for(
+            reach=self.reach, address=address, known=self._lookups(), batch=self._batch(), **period
+        )
+        _remember_caller(request, self.reach, self.roles_epoch, self._batch())
         return tile_response(request, tile)
 
 

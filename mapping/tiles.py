@@ -339,15 +339,23 @@ def _touched_entry(entry: Any, epoch: Any) -> tuple[int, ...] | None:
     return None
 
 
-def _versions(address: TileAddress, params: dict[str, Any]) -> dict[int, int]:
+def _versions(
+    address: TileAddress, params: dict[str, Any], known: Mapping[str, Any] | None, batch: fastcache.Batch
+) -> dict[int, int]:
     """The communities the tile meets and their data versions: from Redis, else the database.
+    `known`: the outlines epoch and touched entry as this request already read them, if it did.
 
     The epoch is read before the database, so a set read while an outline change commits is
     stored under the epoch that change replaces, and never used."""
     key = touched_key(address)
     try:
-        found = fastcache.get_many([community_versions.OUTLINES_KEY, key])
-        epoch = community_versions.outlines_epoch(known=found.get(community_versions.OUTLINES_KEY))
+        if known is not None and community_versions.OUTLINES_KEY in known:
+            found = known
+        else:
+            found = fastcache.get_many([community_versions.OUTLINES_KEY, key])
+        epoch = community_versions.outlines_epoch(
+            known=found.get(community_versions.OUTLINES_KEY), batch=batch
+        )
     except RedisError:
         logger.exception("瓦片缓存不可用，直接读取社区版本")
         return tiles_sql.touched_communities(params)
@@ -355,8 +363,8 @@ def _versions(address: TileAddress, params: dict[str, Any]) -> dict[int, int]:
     if ids is not None:
         return community_versions.community_versions(ids)
     touched = tiles_sql.touched_communities(params)
-    community_versions.versions_seen(touched)
-    _cache_set(key, (epoch, tuple(sorted(touched))), timeout=TOUCHED_SECONDS)
+    community_versions.versions_seen(touched, batch=batch)
+    batch.set(key, (epoch, tuple(sorted(touched))), timeout=TOUCHED_SECONDS)
     return touched
 
 
@@ -368,13 +376,6 @@ def _cache_get(key: str) -> Any:
         return None
 
 
-def _cache_set(key: str, value: Any, *, timeout: int = CACHE_SECONDS) -> None:
-    try:
-        fastcache.set(key, value, timeout=timeout)
-    except RedisError:
-        logger.exception("瓦片缓存不可用，瓦片未缓存")
-
-
 def tile_for(
     *,
     reach: Reach,
@@ -382,18 +383,31 @@ def tile_for(
     since: date | None = None,
     until: date | None = None,
     today: date | None = None,
+    known: Mapping[str, Any] | None = None,
+    batch: fastcache.Batch | None = None,
 ) -> Tile:
     """The tile at `address` as `reach` sees it: from Redis when nothing it shows has changed,
-    else rendered by its statement and cached. Callers check `reach.can_read()` first."""
+    else rendered by its statement and cached. Callers check `reach.can_read()` first.
+
+    `known`: what this request already read from Redis (TileCacheMiddleware's look-up); `batch`:
+    where the writes go (sent by the caller; without one they are sent before returning)."""
     if address.z < address.layer.min_zoom:
         return EMPTY
+    if batch is None:
+        own = fastcache.Batch()
+        try:
+            return tile_for(
+                reach=reach, address=address, since=since, until=until, today=today, known=known, batch=own
+            )
+        finally:
+            own.send()
     today = today or timezone.localdate()
     params = tile_parameters(reach=reach, address=address, today=today, since=since, until=until)
     depends = address.layer.depends
     # Versions first, body second: a write committed between the two is then in the body and
     # the body is cached under the older versions, a key no later request computes. The other
     # order could cache the data before the write under the versions after it, for good.
-    versions = _versions(address, params)
+    versions = _versions(address, params, known, batch)
     extras = (
         tiles_sql.tile_extras(
             params | {"with_centres": "centres" in depends, "with_streets": "streets" in depends}
@@ -409,7 +423,7 @@ def tile_for(
         digest, gzipped = hit
         return Tile(gzipped=gzipped, digest=digest, cached=True)
     tile = _compressed(tiles_sql.tile_body(address.layer.statement_at(address.z), params))
-    _cache_set(key, (tile.digest, tile.gzipped))
+    batch.set(key, (tile.digest, tile.gzipped), timeout=CACHE_SECONDS)
     return tile
 
 

@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection, transaction
 
+from mapping import sql
 from mapping.models import Gap
 from mapping.services import gaps_recompute
 from orgs import services as org_services
@@ -44,25 +45,33 @@ def _run(target, outcome: dict, key: str) -> threading.Thread:
 
 @pytest.mark.django_db(transaction=True)
 def test_the_second_recompute_waits_for_the_first_and_sees_what_changed_meanwhile(scene: Scene):
+    """While a recompute computes (it holds the community's advisory lock), a writer is not
+    stalled and a second recompute waits; once the first is done, the second sees both what the
+    first committed (nothing opened twice) and the write made meanwhile. The recompute's own
+    version bump is its last statement, right before its commit (mapping.services), so the hold
+    here stops at the lock: a test transaction kept open past the bump would stall the writer on
+    the community row, which no real recompute does."""
     s = scene
-    computed, release = threading.Event(), threading.Event()
+    opened = gaps_recompute(community_ids=[s.a.id], at=AT)["opened"]
+    holding, release = threading.Event(), threading.Event()
     outcome: dict = {}
 
     def first() -> dict:
         with transaction.atomic():
-            counts = gaps_recompute(community_ids=[s.a.id], at=AT)
-            computed.set()
+            sql.lock_communities([s.a.id])
+            holding.set()
             release.wait(10)
-        return counts
+        return {}
 
     def second() -> dict:
         return gaps_recompute(community_ids=[s.a.id], at=AT + timedelta(minutes=1))
 
     one = _run(first, outcome, "first")
-    assert computed.wait(10), outcome
-    # While the first holds its transaction, A2 gets an active worker (committed at once: a
-    # recompute's lock never stalls a writer), and a second recompute starts.
+    assert holding.wait(10), outcome
+    # A2 gets an active worker while the community is held: committed at once.
+    started = time.monotonic()
     org_services.grid_worker_update(worker=s.worker_a2, active=True)
+    assert time.monotonic() - started < 5, "a recompute's lock stalled a writer"
     two = _run(second, outcome, "second")
     deadline = time.monotonic() + 5
     while not _waiting_on_an_advisory_lock() and time.monotonic() < deadline:
@@ -74,8 +83,7 @@ def test_the_second_recompute_waits_for_the_first_and_sees_what_changed_meanwhil
     two.join(15)
     assert "first_error" not in outcome and "second_error" not in outcome, outcome
     assert blocked, "the second recompute should have waited for the first"
-    opened = outcome["first"]["opened"]
-    # The second saw the first's rows (nothing opened twice) and the worker (that gap resolved).
+    # The second saw the earlier rows (nothing opened twice) and the worker (that gap resolved).
     assert outcome["second"]["opened"] == 0
     assert outcome["second"]["resolved"] == 1 and outcome["second"]["resolved.grid_without_worker"] == 1
     assert outcome["second"]["still_open"] == opened - 1

@@ -17,14 +17,16 @@ before Django loads the session and the user, from Redis alone (three round trip
 - what the tile depends on: mapping.tiles.cached_only (versions and the set of communities from
   Redis, then the tile itself);
 - anything missing, or anything else (a chosen visit period, a layer with extras, another
-  credential, a bad address): the request goes on to the view, which answers as it always did.
+  credential, a bad address): the request goes on to the view, which answers as it always did,
+  reusing what the middleware read (read before the database, as the view would have) and
+  sending its Redis writes (the tile, the caller, the reach, the communities' set and versions)
+  as one pipeline when the response is ready: four round trips for a tile rendered from scratch.
 A matching If-None-Match is a 304 from the same look-ups.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -49,8 +51,6 @@ from grid import fastcache, reach_cache
 from grid import versions as community_versions
 from grid.access import Reach
 from mapping import tiles
-
-logger = logging.getLogger(__name__)
 
 # How long a signed-in caller is recognised by their credential alone (module docstring).
 CALLER_SECONDS = 30

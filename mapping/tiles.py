@@ -43,6 +43,7 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
+from isal import igzip
 from redis.exceptions import RedisError
 
 from edge.errors import DomainError
@@ -203,11 +204,12 @@ class Tile:
 
 
 def _compressed(body: bytes) -> Tile:
-    # Level 1: 0.5–2 ms for 70–290 kB, within 10 % of level 6's size at a fifth of its time. mtime=0:
-    # the same bytes always compress to the same bytes.
+    # ISA-L's gzip (isal.igzip), level 1: 0.9 ms for a dense 300 kB z14 building tile where zlib's
+    # level 1 took 3.2 (a tenth of the tile's time), and a little smaller. Any gzip reader reads
+    # it. mtime=0: the same bytes always compress to the same bytes.
     digest = hashlib.blake2b(body, digest_size=16).hexdigest()
     return Tile(
-        gzipped=gzip.compress(body, compresslevel=1, mtime=0) if body else b"", digest=digest, cached=False
+        gzipped=igzip.compress(body, compresslevel=1, mtime=0) if body else b"", digest=digest, cached=False
     )
 
 

@@ -15,7 +15,8 @@ Places (what `Thing.place` names):
 - "C1P", "C2P", "D1P": planners' drafts of that community, seen only by roles that plan it
   (edit_space over the whole community: the street's planner and street administrator).
 
-Field events (visits, station contacts) have the tablet's UUID as id, unique across everything.
+Field events (visits, station contacts) and the photos of the visits have the tablet's UUID as id,
+unique across everything; the `<str:pk>` routes that take one (a visit, a photo) are tried with it.
 
 Every model gets its own id range (see `_separate_id_ranges`), so an id names exactly one thing:
 a test can try every id of grid B against every `<int:pk>` route without a B member's id
@@ -24,6 +25,7 @@ coinciding with an A enterprise's.
 
 from __future__ import annotations
 
+import io
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -34,7 +36,9 @@ from django.contrib.auth.models import Group, Permission, User
 from django.contrib.gis.geos import Point
 from django.db import connection
 from django.db.models import Model
+from PIL import Image
 
+from grid.access import Reach
 from grid.models import (
     Building,
     Community,
@@ -65,6 +69,8 @@ from orgs.models import (
     StationedCadre,
     Visit,
 )
+from orgs.photos_models import Photo
+from orgs.services import photos as photo_services
 from tests.factories import (
     ORIGIN,
     BuildingFactory,
@@ -113,7 +119,7 @@ ID_RANGES: list[type[Model]] = [
     CaseTransition,
 ]
 # Keyed by the tablet's UUID: no sequence to move, but part of every "nothing was written" check.
-EVENT_MODELS: list[type[Model]] = [Visit, StationContact]
+EVENT_MODELS: list[type[Model]] = [Visit, StationContact, Photo]
 # Planners' drafts (mapping.plans): their own id blocks, and part of every "nothing written" check.
 ID_RANGES += [Plan, PlanCell, PlanEdit]
 
@@ -269,7 +275,29 @@ def user_for(username: str, role: str | None, **unit: Model) -> User:
     return user
 
 
-def build_world() -> SecurityWorld:
+def _add_visit_photos(world: SecurityWorld, places: list[str]) -> None:
+    """One photo of each grid's visit, uploaded through the service (decoded, stored, audited) by
+    the events' account; its reach is made whole so that grid D, outside every user of the world,
+    gets one too. The file goes to the storage the tests point at a temporary MEDIA_ROOT."""
+    reporter = _event_reporter()
+    uploader = Reach(everything=True, roles=frozenset(Role), user_id=reporter.pk)
+    for n, place in enumerate(places):
+        png = io.BytesIO()
+        Image.new("RGB", (4, 3), (n * 40, 120, 0)).save(png, "PNG")
+        photo = photo_services.photo_upload(
+            reach=uploader,
+            user=reporter,
+            photo_id=uuid.uuid5(EVENT_NAMESPACE, f"photo-{place}"),
+            content=png.getvalue(),
+            visit_id=world.units[f"visit_{place}"].pk,
+        ).photo
+        world.add(photo, place, code="")
+        world.units[f"photo_{place}"] = photo
+
+
+def build_world(*, photos: bool = False) -> SecurityWorld:
+    """The world; with `photos`, one photo of each grid's visit (the caller must point MEDIA_ROOT
+    at a temporary directory, as the `sworld` fixtures do)."""
     _separate_id_ranges()
     w = SecurityWorld()
     s = StreetFactory(geom=multi(rect(X, Y, X + 0.03, Y + 0.01)))
@@ -308,6 +336,8 @@ def build_world() -> SecurityWorld:
     parents = {"A": orgs["C1"], "B": orgs["C1"], "C": orgs["C2"], "D": orgs["D1"]}
     for n, (place, (cell, x0)) in enumerate(cells.items(), start=1):
         _populate_orgs(w, cell=cell, houses=houses[place], parent=parents[place], place=place, x0=x0, seq=n)
+    if photos:
+        _add_visit_photos(w, list(cells))
 
     centre_pt = square(X + 0.011, Y + 0.001, 0.001).centroid  # stands in grid B: level decides who sees it
     w.add(ServiceCentreFactory(street=s, level=ServiceCentre.Level.STREET, geom=centre_pt), "S")
@@ -384,8 +414,15 @@ def build_world() -> SecurityWorld:
 
 
 @pytest.fixture
-def sworld(db) -> SecurityWorld:
-    return build_world()
+def private_media(settings, tmp_path):
+    """The world's photo files live in a temporary MEDIA_ROOT, never in the project's media/."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def sworld(db, private_media) -> SecurityWorld:
+    return build_world(photos=True)
 
 
 STAFF_GROUP = "安全测试-只读"

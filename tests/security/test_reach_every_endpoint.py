@@ -67,6 +67,8 @@ NOT_REACH_SCOPED = {
 COMMUNITY_WIDE = {
     "api/stationed-cadres/": "stationed cadres serve a whole community (orgs.access.stationed_cadres_in_reach)",
     "api/stationed-cadres/<int:pk>/": "same, one cadre",
+    "api/stationed-cadres/<int:pk>/attendance/": "one cadre's month of attendance: shown to the cadre "
+    "and to whoever covers the cadre's whole community (orgs.attendance.attendance_cadre_get), like the cadre",
     "api/committee-seats/<int:pk>/": "a seat of a community's 大党委: its organisation's records need the "
     "organisation wholly in reach (strict), which a grid worker's reach never holds",
     "api/station-contacts/": "stationed cadres' check-ins and contacts serve a whole community "
@@ -86,6 +88,7 @@ POST_ONLY = {
 SYNC_ROUTES = {
     "api/sync/visits/": "走访同步: POST {items: [...]}",
     "api/sync/station-contacts/": "驻点联系同步: POST {items: [...]}",
+    "api/sync/cases/": "事项同步: POST {items: [...]}, each case answered alone like a visit",
 }
 
 # Routes that need query parameters to answer at all: the probe gives them.
@@ -140,10 +143,11 @@ UNSAFE = ("post", "put", "patch", "delete")
 
 
 @pytest.fixture
-def sworld(db) -> SecurityWorld:
-    """The shared world, plus one seat on the 大党委 of C1 and of D1 (the shared world has no
-    enlarged committee), so that the seat routes are proven against real seats."""
-    w = build_world()
+def sworld(db, private_media) -> SecurityWorld:
+    """The shared world (with a photo of each grid's visit), plus one seat on the 大党委 of C1 and
+    of D1 (the shared world has no enlarged committee), so that the seat routes are proven against
+    real seats."""
+    w = build_world(photos=True)
     for community, place in ((w.units["c1"], "C1*"), (w.units["d1"], "D1*")):
         org = PartyOrganisation.objects.get(kind=PartyOrganisation.Kind.COMMUNITY_ORG, community=community)
         org = org_services.party_org_update(org=org, is_enlarged=True)
@@ -190,11 +194,15 @@ class Route:
         return "/" + _PARAM.sub(lambda _m: str(value), self.route)
 
     def fits(self, thing: Thing) -> list[str]:
-        """The identifiers of `thing` that the route's (single) converter accepts."""
+        """The identifiers of `thing` that the route's (single) converter accepts: an int id for
+        `<int:…>`; for `<str:…>` its code, or its UUID when it has none (visits, photos: the routes
+        that take one answer 404 for anything else, so codes are tried against them too)."""
         (conv,) = {type(c) for c in self.converters.values()}
         if conv is IntConverter:
             return [str(thing.pk)] if isinstance(thing.pk, int) else []
-        return [thing.code] if thing.code else []
+        if thing.code:
+            return [thing.code]
+        return [str(thing.pk)] if isinstance(thing.pk, uuid.UUID) else []
 
 
 def _walk(patterns: list, prefix: str, converters: dict[str, Any]) -> Iterator[Route]:
@@ -307,6 +315,9 @@ def _hostile_body(w: SecurityWorld) -> dict[str, Any]:
         "position": {"type": "Point", "coordinates": [110.415, 21.195]},
         "action": "accept",
         "expected_version": 1,
+        # a visit's correction (PATCH /api/visits/{id}/): the version it replaces and a new summary
+        "version": 1,
+        "summary": "越权更正",
         "merge_into": u["case_B"].pk,
         "assignee_org": u["branch_B"].pk,
     }
@@ -682,6 +693,27 @@ def _visit_items(w: SecurityWorld) -> list[dict[str, Any]]:
     ]
 
 
+def _case_items(w: SecurityWorld) -> list[dict[str, Any]]:
+    """Cases raised on the tablet that each stand in grid B (or beyond) by another way: building,
+    source visit, position."""
+    u = w.units
+    when = timezone.localtime().replace(microsecond=0).isoformat()
+    b_point = u["house_B"].point
+    common = {"reported_at": when, "category": u["case_category"].pk, "description": "越权上报"}
+    return [
+        {"id": str(uuid.uuid4()), **common, "building": u["house_B"].code},
+        {"id": str(uuid.uuid4()), **common, "building": u["house_D"].code},
+        {"id": str(uuid.uuid4()), **common, "visit": str(u["visit_B"].pk)},
+        {
+            "id": str(uuid.uuid4()),
+            **common,
+            "position": {"type": "Point", "coordinates": [b_point.x, b_point.y]},
+        },
+        # Grid A's building, but raised from grid B's visit.
+        {"id": str(uuid.uuid4()), **common, "building": u["house_A"].code, "visit": str(u["visit_B"].pk)},
+    ]
+
+
 def test_sync_items_outside_reach_are_refused(sworld):
     """Every item pointing outside the caller's logging reach is refused on its own, with a code,
     and nothing is stored; roles that do not log events are refused the whole batch."""
@@ -705,6 +737,7 @@ def test_sync_items_outside_reach_are_refused(sworld):
         for url, items, codes in (
             ("/api/sync/visits/", visits, expected_codes),
             ("/api/sync/station-contacts/", contacts, {"sync_not_stationed"}),
+            ("/api/sync/cases/", _case_items(w), {"not_found", "case_outside_reach"}),
         ):
             response = client.post(url, {"items": items}, format="json")
             if response.status_code != 200:

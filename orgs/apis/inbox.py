@@ -71,12 +71,27 @@ class MarkedSerializer(serializers.Serializer):
     unread = serializers.IntegerField()
 
 
+class InboxPageSerializer(serializers.Serializer):
+    """A page of the inbox: the paginator's envelope plus the unread count for the header badge."""
+
+    count = serializers.IntegerField(help_text="符合条件的消息数")
+    next = serializers.URLField(allow_null=True, help_text="下一页地址")
+    previous = serializers.URLField(allow_null=True, help_text="上一页地址")
+    results = NotificationSerializer(many=True)
+    unread = serializers.IntegerField(help_text="未读消息总数")
+
+
 class InboxListApi(APIView):
     @extend_schema(
         tags=[TAG],
         summary="我的消息",
         parameters=[ListQuery, *PAGE_PARAMETERS],
-        responses={200: NotificationSerializer(many=True), 401: UNAUTHENTICATED_RESPONSE},
+        responses={
+            200: InboxPageSerializer,
+            400: OpenApiResponse(description="参数有误：{code: invalid_input, message, errors}"),
+            401: UNAUTHENTICATED_RESPONSE,
+            404: OpenApiResponse(description="页码无效或超出范围：{code: not_found, message}"),
+        },
     )
     def get(self, request: Request) -> Response:
         query = parse_query(ListQuery, request)

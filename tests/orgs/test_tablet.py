@@ -70,16 +70,23 @@ def test_visits_saved_offline_are_synced_once_online_and_refusals_stay_on_the_ta
 
     s.context.set_offline(True)
     expect(page.locator("#net")).to_have_text("离线")
-    for kind, building, household in (
-        ("household", space.house_a1.code, "2单元301"),
-        ("other", "", ""),
-        ("building", space.house_b1.code, ""),  # another grid's building: the server refuses it
+    for saved, (kind, building, household) in enumerate(
+        (
+            ("household", space.house_a1.code, "2单元301"),
+            ("other", "", ""),
+            ("building", space.house_b1.code, ""),  # another grid's building: the server refuses it
+        ),
+        start=1,
     ):
         page.select_option("select[name=kind]", kind)
         page.fill("input[name=building]", building)
         page.fill("input[name=household]", household)
         page.fill("textarea[name=summary]", "离线记录")
         page.click("#visit-form button[type=submit]")
+        # Wait for this record's save (the queue grows, then the form is reset): the message
+        # alone reads the same after every save, and filling the next record before the reset
+        # would have it cleared under the test's hands.
+        expect(page.locator("#count")).to_have_text(str(saved))
         expect(page.locator("#message")).to_have_text("已保存在本机，待同步。")
     expect(page.locator("#count")).to_have_text("3")
     assert Visit.objects.count() == 0

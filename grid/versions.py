@@ -65,7 +65,8 @@ def version_key(community_id: int) -> str:
 def _raise(versions: Mapping[int, int], client: Any = None) -> None:
     if not versions:
         return
-    client = client or fastcache.client()
+    if client is None:  # not `or`: a pipeline with nothing queued yet is falsy
+        client = fastcache.client()
     if client is None:
         # Not Redis (a local-memory cache): no compare-and-set, and no other process to race with.
         cache.set_many({version_key(c): v for c, v in versions.items()}, timeout=VERSION_TTL)

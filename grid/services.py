@@ -348,7 +348,10 @@ def community_update(*, community: Community, **changes: Any) -> Community:
 
 @transaction.atomic
 def community_delete(*, community: Community) -> None:
+    pk = community.pk
     _delete(community, summary=f"删除社区“{community.name}”（{community.code}）", street_id=community.street_id)
+    # Its outline is gone: the map's per-tile community sets must forget it now, not on expiry.
+    communities_changed([pk], outlines=True)
 
 
 # --------------------------------------------------------------------------------------------

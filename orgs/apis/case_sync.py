@@ -12,10 +12,17 @@ from rest_framework.response import Response
 
 from edge.api import DocumentedPointField, ReachAPIView
 from grid.models import unit_code_validator
-from orgs import access, sync
-from orgs.apis.events import SYNC_ERRORS, SyncResultSerializer, _batch, _DateTimeField, _FloatField, _raw_id
+from orgs import access
+from orgs.apis.events import (
+    SYNC_ERRORS,
+    SyncResultSerializer,
+    _batch,
+    _DateTimeField,
+    _FloatField,
+    parse_items,
+)
 from orgs.services.case_sync import CaseItem, cases_sync
-from orgs.sync import ItemResult, Position
+from orgs.sync import ItemResult
 
 TAG = "民情事项"
 
@@ -43,43 +50,24 @@ class CaseItemSerializer(serializers.Serializer):
 
 
 def _items(raw_items: list[Any]) -> tuple[list[CaseItem], list[ItemResult]]:
-    """Each item alone: a malformed one is refused by itself with its field errors."""
-    items: list[CaseItem] = []
-    refused: list[ItemResult] = []
-    seen: set[str] = set()
-    validator = CaseItemSerializer()
-    for index, raw in enumerate(raw_items):
-        try:
-            data = validator.run_validation(raw)
-        except serializers.ValidationError as exc:
-            result = sync.rejected(index, _raw_id(raw), "invalid_input", "事项内容有误")
-            result.errors = dict(exc.detail) if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
-            refused.append(result)
-            continue
-        key = str(data["id"])
-        if key in seen:
-            refused.append(sync.rejected(index, key, "sync_id_repeated", "同一批次中事项编号重复"))
-            continue
-        seen.add(key)
-        position = None
-        if "position" in data:
-            lon, lat = data["position"]
-            position = Position(lon=lon, lat=lat, crs=data.get("crs") or "wgs84", accuracy_m=data.get("accuracy_m"))
-        items.append(
-            CaseItem(
-                index=index,
-                id=data["id"],
-                reported_at=data["reported_at"],
-                category_id=data["category"],
-                description=data["description"],
-                position=position,
-                building_code=data.get("building") or "",
-                visit_id=data.get("visit"),
-                address=data.get("address") or "",
-                resident_name=data.get("resident_name") or "",
-                resident_phone=data.get("resident_phone") or "",
-            )
+    """The batch's cases as the ledger takes them (events.parse_items refuses the malformed)."""
+    parsed, refused = parse_items(CaseItemSerializer, raw_items, noun="事项")
+    items = [
+        CaseItem(
+            index=p.index,
+            id=p.data["id"],
+            reported_at=p.data["reported_at"],
+            category_id=p.data["category"],
+            description=p.data["description"],
+            position=p.position,
+            building_code=p.data.get("building") or "",
+            visit_id=p.data.get("visit"),
+            address=p.data.get("address") or "",
+            resident_name=p.data.get("resident_name") or "",
+            resident_phone=p.data.get("resident_phone") or "",
         )
+        for p in parsed
+    ]
     return items, refused
 
 

@@ -10,6 +10,7 @@ roles only (a planner who is also a grid worker logs in the grid, not across the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -163,11 +164,24 @@ class SyncResultSerializer(serializers.Serializer):
     results = ItemResultSerializer(many=True)
 
 
-def _items(
-    serializer_class: type[EventItemSerializer], raw_items: list[dict[str, Any]]
-) -> tuple[list[EventItem], list[ItemResult]]:
-    """Parse each item alone: a malformed one is refused by itself, with its field errors."""
-    items: list[EventItem] = []
+@dataclass(frozen=True)
+class ParsedItem:
+    """One item of a sync batch that passed its serializer: where it stood, its data, its raw
+    JSON (for the payload hash) and its position as captured."""
+
+    index: int
+    data: dict[str, Any]
+    raw: Any
+    position: Position | None
+
+
+def parse_items(
+    serializer_class: type[serializers.Serializer], raw_items: list[Any], *, noun: str
+) -> tuple[list[ParsedItem], list[ItemResult]]:
+    """Parse each item of a sync batch alone: a malformed one, or one repeating an id of the same
+    batch, is refused by itself with its field errors; the others come back in order. `noun`
+    names the items in the refusals ("记录", "事项")."""
+    parsed: list[ParsedItem] = []
     refused: list[ItemResult] = []
     seen: set[str] = set()
     # One unbound serializer validates every item, as DRF's ListSerializer does with its child:
@@ -178,37 +192,47 @@ def _items(
         try:
             data = validator.run_validation(raw)
         except serializers.ValidationError as exc:
-            result = sync.rejected(index, _raw_id(raw), "invalid_input", "记录内容有误")
+            result = sync.rejected(index, _raw_id(raw), "invalid_input", f"{noun}内容有误")
             detail = exc.detail
             result.errors = dict(detail) if isinstance(detail, dict) else {"non_field_errors": detail}
             refused.append(result)
             continue
         key = str(data["id"])
         if key in seen:
-            refused.append(sync.rejected(index, key, "sync_id_repeated", "同一批次中记录编号重复"))
+            refused.append(sync.rejected(index, key, "sync_id_repeated", f"同一批次中{noun}编号重复"))
             continue
         seen.add(key)
         position = None
         if "position" in data:
             lon, lat = data["position"]
             position = Position(lon=lon, lat=lat, crs=data.get("crs") or "wgs84", accuracy_m=data.get("accuracy_m"))
-        items.append(
-            EventItem(
-                index=index,
-                id=data["id"],
-                # USE_TZ: DRF has made a time without offset aware in Asia/Shanghai, the
-                # tablet's local time.
-                occurred_at=data["occurred_at"],
-                kind=data["kind"],
-                payload_hash=sync.payload_hash(raw),
-                position=position,
-                building_code=data.get("building") or "",
-                summary=data.get("summary") or "",
-                enterprise_id=data.get("enterprise"),
-                household=data.get("household") or "",
-                contact_name=data.get("contact_name") or "",
-            )
+        parsed.append(ParsedItem(index=index, data=data, raw=raw, position=position))
+    return parsed, refused
+
+
+def _items(
+    serializer_class: type[EventItemSerializer], raw_items: list[dict[str, Any]]
+) -> tuple[list[EventItem], list[ItemResult]]:
+    """The batch's items as the sync takes them (see parse_items for the refusals)."""
+    parsed, refused = parse_items(serializer_class, raw_items, noun="记录")
+    items = [
+        EventItem(
+            index=p.index,
+            id=p.data["id"],
+            # USE_TZ: DRF has made a time without offset aware in Asia/Shanghai, the tablet's
+            # local time.
+            occurred_at=p.data["occurred_at"],
+            kind=p.data["kind"],
+            payload_hash=sync.payload_hash(p.raw),
+            position=p.position,
+            building_code=p.data.get("building") or "",
+            summary=p.data.get("summary") or "",
+            enterprise_id=p.data.get("enterprise"),
+            household=p.data.get("household") or "",
+            contact_name=p.data.get("contact_name") or "",
         )
+        for p in parsed
+    ]
     return items, refused
 
 

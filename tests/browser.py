@@ -17,9 +17,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Request, Route
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Playwright, Request, Route
 
 CHROMIUM = os.environ.get("WANGGE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -93,7 +94,11 @@ class BrowserSession:
 
 @contextmanager
 def browser_session(
-    browser: Browser, *, base_url: str, locale: str = "zh-CN", service_workers: str = "block"
+    browser: Browser,
+    *,
+    base_url: str,
+    locale: str = "zh-CN",
+    service_workers: Literal["allow", "block"] = "block",
 ) -> Iterator[BrowserSession]:
     """Service workers are blocked unless a test is about one: requests a worker answers from its
     cache never reach the route guard below, and the worker's own fetches need Playwright's
@@ -123,7 +128,11 @@ def browser_session(
 
     context.on("request", record)
     context.route("**/*", guard)
-    page.on("console", lambda msg: msg.type == "error" and session.console_errors.append(msg.text))
+    def console(msg: ConsoleMessage) -> None:
+        if msg.type == "error":
+            session.console_errors.append(msg.text)
+
+    page.on("console", console)
     page.on("pageerror", lambda exc: session.console_errors.append(str(exc)))
     try:
         yield session

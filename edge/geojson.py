@@ -132,19 +132,11 @@ def _expression(source: Source) -> Combinable:
     return F(source) if isinstance(source, str) else source
 
 
-class ChoiceLabel(Func):
-    """The label of a choice field, as `get_<field>_display()` gives it: the stored value itself
-    when it is not one of the choices. Values and labels go in as two array parameters; one array
-    lookup instead of a CASE of one WHEN per choice, which costs the ORM a filter each to build."""
+class ColumnFunc(Func):
+    """A function of one column whose SQL repeats the column: a subclass's `render` gets the
+    column's compiled SQL and parameters and says where they go."""
 
-    output_field = CharField()
     arity = 1
-
-    def __init__(self, expression: Combinable, choices: Iterable[tuple[Any, Any]]) -> None:
-        super().__init__(expression)
-        pairs = [(str(value), str(label)) for value, label in choices]
-        self.choice_values = [value for value, _ in pairs]
-        self.choice_labels = [label for _, label in pairs]
 
     def as_sql(
         self,
@@ -156,6 +148,26 @@ class ChoiceLabel(Func):
         **extra_context: Any,
     ) -> tuple[str, tuple[Any, ...]]:
         sql, params = compiler.compile(self.source_expressions[0])
+        return self.render(sql, tuple(params))
+
+    def render(self, sql: str, params: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+        raise NotImplementedError
+
+
+class ChoiceLabel(ColumnFunc):
+    """The label of a choice field, as `get_<field>_display()` gives it: the stored value itself
+    when it is not one of the choices. Values and labels go in as two array parameters; one array
+    lookup instead of a CASE of one WHEN per choice, which costs the ORM a filter each to build."""
+
+    output_field = CharField()
+
+    def __init__(self, expression: Combinable, choices: Iterable[tuple[Any, Any]]) -> None:
+        super().__init__(expression)
+        pairs = [(str(value), str(label)) for value, label in choices]
+        self.choice_values = [value for value, _ in pairs]
+        self.choice_labels = [label for _, label in pairs]
+
+    def render(self, sql: str, params: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
         return (
             f"COALESCE((%s::text[])[array_position(%s::text[], ({sql})::text)], ({sql})::text)",
             (self.choice_labels, self.choice_values, *params, *params),
@@ -166,25 +178,15 @@ def choice_label(field_name: str, choices: Iterable[tuple[Any, Any]]) -> Combina
     return ChoiceLabel(F(field_name), choices)
 
 
-class PointCoordinates(Func):
+class PointCoordinates(ColumnFunc):
     """[lon, lat] of a point column, or null: the `[point.x, point.y]` lists the serializers made.
 
     float8's shortest round-trip text, as Python's repr: the same numbers, not cut to PRECISION.
     """
 
     output_field = JSONField()
-    arity = 1
 
-    def as_sql(
-        self,
-        compiler: SQLCompiler,
-        connection: BaseDatabaseWrapper,
-        function: str | None = None,
-        template: str | None = None,
-        arg_joiner: str | None = None,
-        **extra_context: Any,
-    ) -> tuple[str, tuple[Any, ...]]:
-        sql, params = compiler.compile(self.source_expressions[0])
+    def render(self, sql: str, params: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
         # json_build_array(NULL, NULL) would be [null, null]; a building without a point has null.
         return (
             f"CASE WHEN ({sql}) IS NULL THEN NULL ELSE json_build_array(ST_X({sql}), ST_Y({sql})) END",
@@ -196,25 +198,15 @@ def point_coordinates(field_name: str) -> Combinable:
     return PointCoordinates(F(field_name))
 
 
-class LocalDateTime(Func):
+class LocalDateTime(ColumnFunc):
     """A timestamptz as DRF's DateTimeField writes it: local time in the current time zone
     (settings.TIME_ZONE), ISO 8601, microseconds only when there are any, the zone's offset at
     that instant ("Z" for UTC), e.g. "2025-03-01T09:30:00+08:00". PostgreSQL's own json of a
     timestamptz would use the session's zone (UTC under Django) and trim trailing zeros."""
 
     output_field = CharField()
-    arity = 1
 
-    def as_sql(
-        self,
-        compiler: SQLCompiler,
-        connection: BaseDatabaseWrapper,
-        function: str | None = None,
-        template: str | None = None,
-        arg_joiner: str | None = None,
-        **extra_context: Any,
-    ) -> tuple[str, tuple[Any, ...]]:
-        sql, params = compiler.compile(self.source_expressions[0])
+    def render(self, sql: str, params: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
         zone = timezone.get_current_timezone_name()
         # The value, its wall-clock time in the zone, and the zone's offset at that instant; each
         # repeats the column (and its parameters) where it is used.

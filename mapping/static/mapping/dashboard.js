@@ -9,6 +9,8 @@
 // The view's state (unit, layers, indicator, visit period, tab, gap filters, map position) lives
 // in the query string, so a view can be bookmarked and sent; the export links carry it too.
 
+import { $, $$, h } from '../ops/dom.js';
+
 const CONFIG = JSON.parse(document.getElementById('dashboard-config').textContent);
 const maplibregl = await import(document.body.dataset.maplibre);
 const timings = { maplibreLoaded: Math.round(performance.now()) };
@@ -16,26 +18,6 @@ const timings = { maplibreLoaded: Math.round(performance.now()) };
 // --------------------------------------------------------------------------------------------
 // Small helpers
 // --------------------------------------------------------------------------------------------
-
-const $ = (sel) => document.querySelector(sel);
-const $$ = (sel) => Array.from(document.querySelectorAll(sel));
-
-// Elements are built with text nodes only: names and summaries come from users.
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === null || value === undefined || value === false) continue;
-    if (key === 'class') el.className = value;
-    else if (key === 'dataset') Object.assign(el.dataset, value);
-    else if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
-    else el.setAttribute(key, value === true ? '' : value);
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return el;
-}
 
 class ApiError extends Error {
   constructor(status, body) {

@@ -16,6 +16,8 @@
 // labels from the browser's own fonts: the style has no glyph URL). The community, the open plan,
 // the tab and the camera live in the URL, so a view can be bookmarked.
 
+import { $, $$, h } from '../ops/dom.js';
+
 const CONFIG = JSON.parse(document.getElementById('planning-config').textContent);
 const CSRF = document.querySelector('meta[name="csrf-token"]').getAttribute('content');
 const maplibregl = await import(document.body.dataset.maplibre);
@@ -24,25 +26,6 @@ const maplibregl = await import(document.body.dataset.maplibre);
 // Small helpers
 // --------------------------------------------------------------------------------------------
 
-const $ = (sel) => document.querySelector(sel);
-const $$ = (sel) => Array.from(document.querySelectorAll(sel));
-
-// Elements are built with text nodes only: names and messages come from users.
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === null || value === undefined || value === false) continue;
-    if (key === 'class') el.className = value;
-    else if (key === 'dataset') Object.assign(el.dataset, value);
-    else if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
-    else el.setAttribute(key, value === true ? '' : value);
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return el;
-}
 
 class ApiError extends Error {
   constructor(status, body) {

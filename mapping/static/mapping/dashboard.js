@@ -10,6 +10,7 @@
 // in the query string, so a view can be bookmarked and sent; the export links carry it too.
 
 import { $, $$, h } from '../ops/dom.js';
+import { bboxOfGeometry } from '../ops/geometry.js';
 
 const CONFIG = JSON.parse(document.getElementById('dashboard-config').textContent);
 const maplibregl = await import(document.body.dataset.maplibre);
@@ -54,18 +55,6 @@ const localTime = (iso) => new Date(iso).toLocaleString('zh-CN', { hour12: false
 
 function status(text) {
   $('#map-status').textContent = text || '';
-}
-
-function bboxOfGeometry(geometry) {
-  const box = [Infinity, Infinity, -Infinity, -Infinity];
-  const walk = (coords) => {
-    if (typeof coords[0] === 'number') {
-      box[0] = Math.min(box[0], coords[0]); box[1] = Math.min(box[1], coords[1]);
-      box[2] = Math.max(box[2], coords[0]); box[3] = Math.max(box[3], coords[1]);
-    } else coords.forEach(walk);
-  };
-  if (geometry && geometry.coordinates) walk(geometry.coordinates);
-  return Number.isFinite(box[0]) ? box : null;
 }
 
 // --------------------------------------------------------------------------------------------

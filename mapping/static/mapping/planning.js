@@ -17,6 +17,7 @@
 // the tab and the camera live in the URL, so a view can be bookmarked.
 
 import { $, $$, h } from '../ops/dom.js';
+import { bboxOfGeometry } from '../ops/geometry.js';
 
 const CONFIG = JSON.parse(document.getElementById('planning-config').textContent);
 const CSRF = document.querySelector('meta[name="csrf-token"]').getAttribute('content');
@@ -72,19 +73,6 @@ function hint(text, kind = '', ...actions) {
   el.className = kind;
   el.replaceChildren(h('span', {}, text || ''), ...actions);
   el.hidden = !text;
-}
-
-function bboxOfGeometry(geometry) {
-  const box = [Infinity, Infinity, -Infinity, -Infinity];
-  const walk = (coords) => {
-    if (typeof coords[0] === 'number') {
-      box[0] = Math.min(box[0], coords[0]); box[1] = Math.min(box[1], coords[1]);
-      box[2] = Math.max(box[2], coords[0]); box[3] = Math.max(box[3], coords[1]);
-    } else coords.forEach(walk);
-  };
-  if (geometry && geometry.coordinates) walk(geometry.coordinates);
-  if (geometry && geometry.geometries) geometry.geometries.forEach((g) => walk(g.coordinates));
-  return Number.isFinite(box[0]) ? box : null;
 }
 
 const polygonsOf = (g) => (!g ? [] : g.type === 'Polygon' ? [g.coordinates] : g.type === 'MultiPolygon' ? g.coordinates : []);

@@ -20,7 +20,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from grid.access import CAPABILITIES, Reach
-from grid.audit import audit_record
+from grid.audit import actor_for_user, audit_record
 from grid.errors import GridError
 from grid.models import AuditEvent, Community, GridCell, Role, RoleAssignment, Street
 from grid.reach_cache import roles_changed
@@ -199,3 +199,39 @@ def role_revoke(*, assignment: RoleAssignment, reason: str = "", by: Reach | Non
         street_id=_unit_street_id(assignment.street, assignment.community, assignment.grid_cell),
     )
     return True
+
+
+# --------------------------------------------------------------------------------------------
+# API tokens (tablets and scripted clients): one service per write, each with its audit row
+# --------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def api_token_issue(*, user: Any, ip: str | None = None) -> str:
+    """The user's API token (made on first sign-in, the same one after), with the login audit row."""
+    from rest_framework.authtoken.models import Token
+
+    token, _ = Token.objects.get_or_create(user=user)
+    audit_record(
+        action="login",
+        object_type="auth.User",
+        object_id=user.pk,
+        summary="平板令牌登录",
+        actor=actor_for_user(user, ip),
+    )
+    return str(token.key)
+
+
+@transaction.atomic
+def api_token_revoke(*, user: Any) -> bool:
+    """Delete the user's token (signing every device of theirs out); False if there was none."""
+    from rest_framework.authtoken.models import Token
+
+    deleted, _ = Token.objects.filter(user=user).delete()
+    audit_record(
+        action="revoke",
+        object_type="authtoken.Token",
+        object_id=user.pk,
+        summary="注销平板令牌" if deleted else "注销（无有效令牌）",
+    )
+    return bool(deleted)

@@ -9,13 +9,13 @@ from typing import Any
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from grid import roles
 from grid.access import reach_for_user
 from grid.audit import actor_for_user, audit_record, client_ip, set_actor_from_request
 
@@ -64,13 +64,9 @@ class TokenObtainApi(APIView):
             return Response(
                 {"code": "authentication_failed", "message": "用户名或密码错误"}, status=status.HTTP_401_UNAUTHORIZED
             )
-        token, _ = Token.objects.get_or_create(user=user)
-        audit_record(
-            action="login", object_type="auth.User", object_id=user.pk, summary="平板令牌登录",
-            actor=actor_for_user(user, client_ip(request)),
-        )
+        key = roles.api_token_issue(user=user, ip=client_ip(request))
         return Response(
-            {"token": token.key, "username": user.get_username(), "roles": sorted(reach_for_user(user).roles)}
+            {"token": key, "username": user.get_username(), "roles": sorted(reach_for_user(user).roles)}
         )
 
 
@@ -88,7 +84,5 @@ class TokenRevokeApi(APIView):
         if not user.is_authenticated:  # IsAuthenticated has answered 401 already
             raise NotAuthenticated()
         set_actor_from_request(request)
-        deleted, _ = Token.objects.filter(user=user).delete()
-        audit_record(action="revoke", object_type="authtoken.Token", object_id=user.pk,
-                     summary="注销平板令牌" if deleted else "注销（无有效令牌）")
+        roles.api_token_revoke(user=user)
         return Response(status=status.HTTP_204_NO_CONTENT)

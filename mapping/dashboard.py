@@ -228,9 +228,9 @@ def grid_cell_indicators(
     if not wanted:
         return []
     at = timezone.now()
-    # _parameters is the indicators module's own builder of the statement's windows and
+    # indicator_parameters is the indicators module's own builder of the statement's windows and
     # thresholds: computing them again here could drift from what /api/indicators/ answers.
-    params = indicators._parameters(  # noqa: SLF001
+    params = indicators.indicator_parameters(
         community_ids=sorted(set(wanted.values())), day=timezone.localtime(at).date(), at=at
     )
     return [

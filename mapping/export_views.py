@@ -29,8 +29,8 @@ from mapping.apis import GapListApi
 from mapping.indicator_apis import (
     DEFAULT_HISTORY_DAYS,
     IndicatorQuerySerializer,
-    _check_range,
-    _days_before,
+    check_history_range,
+    days_before,
 )
 
 
@@ -120,8 +120,8 @@ class IndicatorsXlsxExportView(_ExportView):
     def get(self, request: Request) -> HttpResponse:
         params = parse_query(IndicatorQuerySerializer, request)
         date_to = params.get("to") or timezone.localdate()
-        date_from = params.get("from") or _days_before(date_to, DEFAULT_HISTORY_DAYS - 1)
-        _check_range(date_from, date_to)
+        date_from = params.get("from") or days_before(date_to, DEFAULT_HISTORY_DAYS - 1)
+        check_history_range(date_from, date_to)
         unit = indicators.indicator_unit_get(reach=self.reach, code=params["unit"])
         return attachment(exports.indicators_xlsx_export(unit=unit, date_from=date_from, date_to=date_to))
 

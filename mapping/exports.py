@@ -488,7 +488,7 @@ def indicator_table(*, unit: IndicatorUnit, at: datetime) -> list[IndicatorRow]:
     }[UnitType(unit.type)]
     # indicators_compute answers one unit; the table needs every unit of the same communities, which
     # is the snapshot's statement without its unit filter: same parameters, same figures.
-    params = indicators._parameters(
+    params = indicators.indicator_parameters(
         community_ids=unit.community_ids, day=timezone.localtime(at).date(), at=at
     )
     rows = [

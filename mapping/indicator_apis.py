@@ -148,8 +148,8 @@ class IndicatorsApi(ReachAPIView):
     def get(self, request: Request) -> Response:
         params = parse_query(IndicatorQuerySerializer, request)
         date_to = params.get("to") or timezone.localdate()
-        date_from = params.get("from") or _days_before(date_to, DEFAULT_HISTORY_DAYS - 1)
-        _check_range(date_from, date_to)
+        date_from = params.get("from") or days_before(date_to, DEFAULT_HISTORY_DAYS - 1)
+        check_history_range(date_from, date_to)
         unit = indicators.indicator_unit_get(reach=self.reach, code=params["unit"])
         at = timezone.now()
         body: dict[str, Any] = {
@@ -163,14 +163,14 @@ class IndicatorsApi(ReachAPIView):
         return Response(IndicatorsOutputSerializer(body).data)
 
 
-def _days_before(day: date, days: int) -> date:
+def days_before(day: date, days: int) -> date:
     try:
         return day - timedelta(days=days)
     except OverflowError:  # to=0001-01-05: the history starts where the calendar does
         return date.min
 
 
-def _check_range(date_from: date, date_to: date) -> None:
+def check_history_range(date_from: date, date_to: date) -> None:
     if date_from > date_to:
         raise DomainError(
             f"历史起始日期 {date_from} 晚于截止日期 {date_to}",

@@ -162,7 +162,7 @@ def indicator_unit_get(*, reach: Reach, code: str) -> IndicatorUnit:
 # --------------------------------------------------------------------------------------------
 
 
-def _parameters(
+def indicator_parameters(
     *, community_ids: tuple[int, ...] | list[int], day: date, at: datetime, unit: IndicatorUnit | None = None
 ) -> dict[str, Any]:
     """Thresholds from settings.WANGGE_RULES and the windows of `day` in the project's time zone:
@@ -197,7 +197,7 @@ def indicators_compute(*, unit: IndicatorUnit, at: datetime | None = None) -> di
     if not unit.community_ids:  # a street with no communities yet: nothing to read
         return empty_figures()
     rows = indicators_sql.indicator_rows(
-        _parameters(community_ids=unit.community_ids, day=day, at=at, unit=unit)
+        indicator_parameters(community_ids=unit.community_ids, day=day, at=at, unit=unit)
     )
     return rows[0][4]
 
@@ -245,5 +245,5 @@ def indicator_snapshots_take(
     if not community_ids:
         return {"communities": 0, "units": 0, "written": 0}
     indicators_sql.wait_for_full_gap_recompute()
-    units, written = indicators_sql.snapshots_write(_parameters(community_ids=community_ids, day=day, at=at))
+    units, written = indicators_sql.snapshots_write(indicator_parameters(community_ids=community_ids, day=day, at=at))
     return {"communities": len(community_ids), "units": units, "written": written}

@@ -25,7 +25,7 @@ from django.views.generic import TemplateView
 from grid.access import Reach, reach_of_request
 from mapping import plans_access
 from mapping.plans_checks import planning_settings
-from mapping.views import _tile_url
+from mapping.views import tile_url
 
 
 def planning_communities(*, reach: Reach) -> list[dict[str, Any]]:
@@ -92,7 +92,7 @@ class PlanningView(LoginRequiredMixin, TemplateView):
         config = {
             "communities": communities,
             "community": {**community, "outline": outline},
-            "tiles": _tile_url(),
+            "tiles": tile_url(),
             "basemap": settings.BASEMAP_TILES_URL,
             "basemap_attribution": settings.BASEMAP_ATTRIBUTION,
             "today": timezone.localdate().isoformat(),

@@ -55,7 +55,7 @@ def sign_in(request: HttpRequest) -> HttpResponse:
     return admin.site.login(request, extra_context=extra)
 
 
-def _tile_url() -> str:
+def tile_url() -> str:
     # The URL conf's own route, with MapLibre's placeholders put in after reversing (reverse
     # would escape the braces).
     url = reverse("tile", kwargs={"layer": "LAYER", "z": "ZZ", "x": "XX", "y": "YY"})
@@ -76,7 +76,7 @@ class DashboardView(LoginRequiredMixin, TemplateView):
         config = {
             "roots": [u.as_json() for u in roots],
             "extent": dashboard.extent_of(roots),
-            "tiles": _tile_url(),
+            "tiles": tile_url(),
             "basemap": settings.BASEMAP_TILES_URL,
             "basemap_attribution": settings.BASEMAP_ATTRIBUTION,
             "gap_kinds": [[k.value, k.label] for k in Gap.Kind],

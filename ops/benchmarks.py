@@ -655,7 +655,7 @@ def bench_indicators(repeats: int = 10) -> None:
         return result
 
     t_snap, result = timed(snapshot)
-    t_select = best_of(1, lambda: indicators_sql.indicator_rows(indicators._parameters(  # noqa: SLF001
+    t_select = best_of(1, lambda: indicators_sql.indicator_rows(indicators.indicator_parameters(
         community_ids=all_ids, day=timezone.localdate(), at=timezone.now())))
     row(f"indicators: daily snapshot of all {result['units']} units (streets, communities, grid cells), "  # type: ignore[index]
         "written", t_snap, "the same figures computed, nothing written", t_select)
